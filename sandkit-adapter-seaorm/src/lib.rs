@@ -1,0 +1,1 @@
+//! Sandkit SQL Store on SeaORM: SQLite, PostgreSQL, MySQL/MariaDB

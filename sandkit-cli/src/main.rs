@@ -1,0 +1,3 @@
+//! The sandkit command-line tool
+
+fn main() {}

@@ -1,0 +1,428 @@
+//! Durable commands: one command = one committed unit of work.
+//!
+//! `run_command` = validate → (idempotency lookup) → transaction 1: acquire the command
+//! lease and insert the run → start a sandbox from the head with the effective policy →
+//! run, streaming output → snapshot → transaction 2 (fenced): commit the head, finish
+//! the run, release the lease. The lease is heartbeated while the command runs. The
+//! unit of work runs in its own task: it completes even if the caller stops waiting.
+
+use std::fmt;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use futures::FutureExt;
+use futures::future::{BoxFuture, Shared};
+use tracing::{Instrument, error, info, info_span, warn};
+
+use crate::error::{Error, ErrorKind, Result};
+use crate::ids::{RunId, WorkspaceId};
+use crate::lease::{AcquireRequest, Heartbeat, busy_error, workspace_renewal};
+use crate::model::{
+    Lease, LeaseKind, PolicySnapshot, RunFinish, RunKind, RunRecord, RunStatus, SnapshotRef,
+    WorkspaceRecord, now,
+};
+use crate::output::{CommandResult, LogBuffer, cap_output};
+use crate::provider::{LogChunk, LogStream, ProviderSession};
+use crate::sandkit::Inner;
+use crate::spec::CommandSpec;
+use crate::store::RunWrite;
+use crate::workspace::{StartPlan, Workspace, finished_result};
+
+/// Extra sandbox lifetime beyond a command's own timeout, to snapshot in.
+const SNAPSHOT_MARGIN: Duration = Duration::from_secs(120);
+
+/// A durable command started with [`Workspace::spawn_command`]: its output can be
+/// followed while it runs, and [`wait`](Command::wait) returns once it is committed.
+/// Dropping it does not stop the command or its commit.
+#[derive(Clone)]
+pub struct Command {
+    run_id: RunId,
+    logs: LogBuffer,
+    result: Shared<BoxFuture<'static, Result<CommandResult>>>,
+}
+
+impl fmt::Debug for Command {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Command")
+            .field("run_id", &self.run_id)
+            .finish()
+    }
+}
+
+impl Command {
+    /// The durable run.
+    pub fn run_id(&self) -> &RunId {
+        &self.run_id
+    }
+
+    /// Output chunks from the start, following live until the command ends. Every call
+    /// replays from the first chunk.
+    pub fn logs(&self) -> LogStream {
+        self.logs.stream()
+    }
+
+    /// Waits until the command ran, its snapshot was committed and the lease released.
+    pub async fn wait(&self) -> Result<CommandResult> {
+        self.result.clone().await
+    }
+
+    fn replayed(result: CommandResult) -> Self {
+        let logs = LogBuffer::default();
+        if !result.stdout.is_empty() {
+            logs.push(LogChunk::stdout(result.stdout.clone()));
+        }
+        if !result.stderr.is_empty() {
+            logs.push(LogChunk::stderr(result.stderr.clone()));
+        }
+        logs.close(None);
+        let run_id = result
+            .run_id
+            .clone()
+            .unwrap_or_else(|| RunId::from_stored(String::new()));
+        let ready: BoxFuture<'static, Result<CommandResult>> =
+            Box::pin(std::future::ready(Ok(result)));
+        Command {
+            run_id,
+            logs,
+            result: ready.shared(),
+        }
+    }
+}
+
+impl Workspace {
+    /// Runs a command as one durable unit of work and returns its result once committed.
+    /// A non-zero exit code is a result, not an error.
+    pub async fn run_command(&self, spec: CommandSpec) -> Result<CommandResult> {
+        self.spawn_command(spec).await?.wait().await
+    }
+
+    /// Starts a durable command and returns as soon as its lease is held: follow
+    /// [`Command::logs`], then [`Command::wait`].
+    pub async fn spawn_command(&self, spec: CommandSpec) -> Result<Command> {
+        spec.validate()?;
+        let inner = self.inner().clone();
+        if let Some(key) = spec.get_idempotency_key() {
+            if let Some(found) = inner.replay(self.id(), key).await? {
+                return Ok(Command::replayed(found));
+            }
+        }
+        let ws = inner.load(self.id()).await?;
+        let (policy, rules) = inner.effective_rules(spec.policy.as_ref(), &ws)?;
+        let timeout = sandbox_timeout(&inner, &ws, spec.timeout);
+        inner.check_sandbox_config(&ws, timeout)?;
+
+        let at = now();
+        let run = RunRecord {
+            id: RunId::generate(),
+            workspace_id: ws.id.clone(),
+            kind: RunKind::Command,
+            command: spec.command.clone(),
+            args: spec.args.clone(),
+            cwd: spec.cwd.clone(),
+            env_keys: spec.env.keys().cloned().collect(),
+            policy_description: policy.describe(),
+            policy_snapshot_id: Some(crate::ids::policy_snapshot_id()),
+            provider: inner.provider.id().to_owned(),
+            session_id: None,
+            status: RunStatus::Started,
+            exit_code: None,
+            stdout: None,
+            stderr: None,
+            stdout_truncated: false,
+            stderr_truncated: false,
+            base_snapshot: ws.head.clone(),
+            snapshot: None,
+            error: None,
+            idempotency_key: spec.idempotency_key.clone(),
+            holder: inner.config.holder.clone(),
+            started_at: at,
+            finished_at: None,
+        };
+        let policy_snapshot = PolicySnapshot {
+            id: run.policy_snapshot_id.clone().unwrap_or_default(),
+            workspace_id: ws.id.clone(),
+            policy_id: policy.describe(),
+            config: policy.redacted(),
+            created_at: at,
+        };
+        let run_id = run.id.clone();
+        let acquired = inner
+            .acquire(
+                self.id(),
+                AcquireRequest {
+                    kind: LeaseKind::Command,
+                    ttl: inner.config.command_lease_ttl,
+                    run: Some(run),
+                    policy_snapshot: Some(policy_snapshot),
+                    session_policy: None,
+                },
+            )
+            .await;
+        let (ws, lease) = match acquired {
+            Ok(pair) => pair,
+            // The same key raced in from another caller: answer like that caller will.
+            Err(e) if e.kind() == &ErrorKind::AlreadyExists => {
+                if let Some(key) = spec.get_idempotency_key() {
+                    if let Some(found) = inner.replay(self.id(), key).await? {
+                        return Ok(Command::replayed(found));
+                    }
+                }
+                return Err(e);
+            }
+            Err(e) => return Err(e),
+        };
+
+        let logs = LogBuffer::default();
+        let unit = UnitOfWork {
+            inner: inner.clone(),
+            ws,
+            lease,
+            run_id: run_id.clone(),
+            spec,
+            plan: StartPlan { rules, timeout },
+            logs: logs.clone(),
+        };
+        let span = info_span!("run_command", workspace = %self.id(), run = %run_id);
+        let task = tokio::spawn(unit.run().instrument(span));
+        let result: BoxFuture<'static, Result<CommandResult>> = Box::pin(async move {
+            task.await.unwrap_or_else(|e| {
+                Err(Error::storage(format!(
+                    "the durable command task ended abnormally ({e}); its lease will expire and the next operation recovers it"
+                )))
+            })
+        });
+        Ok(Command {
+            run_id,
+            logs,
+            result: result.shared(),
+        })
+    }
+}
+
+fn sandbox_timeout(
+    inner: &Inner,
+    ws: &WorkspaceRecord,
+    command_timeout: Option<Duration>,
+) -> Duration {
+    let base = ws
+        .sandbox_config
+        .timeout()
+        .unwrap_or(inner.config.default_sandbox_timeout);
+    match command_timeout {
+        Some(t) => base.max(t + SNAPSHOT_MARGIN),
+        None => base,
+    }
+}
+
+impl Inner {
+    /// The recorded result of a finished run with this key; `Busy` while it runs.
+    async fn replay(&self, ws: &WorkspaceId, key: &str) -> Result<Option<CommandResult>> {
+        let Some(run) = self.store.find_run_by_key(ws, key).await? else {
+            return Ok(None);
+        };
+        if let Some(result) = finished_result(&run) {
+            info!(workspace = %ws, run = %run.id, "idempotency key matched a finished run; replaying its result");
+            return Ok(Some(result));
+        }
+        if run.status == RunStatus::Started {
+            let record = self.load(ws).await?;
+            if let Some(lease) = record.live_lease(now()) {
+                if lease.run_id.as_ref() == Some(&run.id) {
+                    return Err(Error::busy(format!(
+                        "run {} with idempotency key {key:?} is still in flight in workspace {ws}; wait for it and retry",
+                        run.id
+                    )));
+                }
+                return Err(busy_error(&record, lease));
+            }
+        }
+        // Started under an expired lease: acquiring recovers it and frees the key.
+        Ok(None)
+    }
+}
+
+struct UnitOfWork {
+    inner: Arc<Inner>,
+    ws: WorkspaceRecord,
+    lease: Lease,
+    run_id: RunId,
+    spec: CommandSpec,
+    plan: StartPlan,
+    logs: LogBuffer,
+}
+
+/// What the sandbox phase produced.
+struct Ran {
+    exit_code: i32,
+    snapshot: SnapshotRef,
+    session_id: String,
+}
+
+impl UnitOfWork {
+    async fn run(self) -> Result<CommandResult> {
+        let shared_lease = Arc::new(Mutex::new(self.lease.clone()));
+        let heartbeat = Heartbeat::start(
+            format!("workspace {}", self.ws.id),
+            self.inner.config.heartbeat_interval,
+            workspace_renewal(
+                self.inner.clone(),
+                self.ws.id.clone(),
+                shared_lease.clone(),
+                self.inner.config.command_lease_ttl,
+            ),
+        );
+        let lost = heartbeat.lost();
+        let ran = tokio::select! {
+            ran = self.sandbox_phase(&shared_lease) => ran,
+            () = lost => {
+                // Taken over mid-run: stop our sandbox; the new holder owns the workspace.
+                let session = lock(&shared_lease).session.clone();
+                if let Some(session) = session {
+                    if let Ok(s) = self.inner.provider.attach(&session).await {
+                        let _ = s.stop().await;
+                    }
+                }
+                Err(crate::lease::lease_lost(&self.ws.id))
+            }
+        };
+        heartbeat.stop().await;
+        let token = self.lease.token.clone();
+        let (stdout, stderr) = self.logs.collect();
+        match ran {
+            Ok(ran) => self.commit(ran, stdout, stderr, token).await,
+            Err(e) => {
+                self.logs.close(Some(e.clone()));
+                let mut finish = RunFinish::without_result(RunStatus::Failed, e.to_string());
+                finish.session_id = lock(&shared_lease).session.as_ref().map(|s| s.id.clone());
+                let release = self
+                    .inner
+                    .fenced(
+                        &self.ws.id,
+                        &token,
+                        None,
+                        None,
+                        vec![RunWrite::Finish {
+                            id: self.run_id.clone(),
+                            finish,
+                        }],
+                    )
+                    .await;
+                if let Err(release) = release {
+                    warn!(error = %release, "could not record the failed run; its lease will expire and be recovered");
+                }
+                error!(error = %e, "durable command failed; the workspace keeps its previous head");
+                Err(e)
+            }
+        }
+    }
+
+    /// Start → run → snapshot. On failure after start, the sandbox is stopped.
+    async fn sandbox_phase(&self, shared_lease: &Mutex<Lease>) -> Result<Ran> {
+        let plan = StartPlan {
+            rules: self.plan.rules.clone(),
+            timeout: self.plan.timeout,
+        };
+        let (session, base) = self.inner.start_for(&self.ws, plan).await?;
+        let session_ref = session.session_ref();
+        lock(shared_lease).session = Some(session_ref.clone());
+        info!(session = %session_ref.id, from = ?base.as_ref().map(|s| &s.id), "sandbox started");
+        match self.execute(&*session).await {
+            Ok(exit_code) => {
+                let snapshot = session.snapshot().await.map_err(|e| {
+                    e.context(format!(
+                        "the command exited with {exit_code} but its snapshot failed, so nothing was committed"
+                    ))
+                })?;
+                Ok(Ran {
+                    exit_code,
+                    snapshot,
+                    session_id: session_ref.id,
+                })
+            }
+            Err(e) => {
+                if let Err(stop) = session.stop().await {
+                    warn!(error = %stop, "could not stop the sandbox after a failure");
+                }
+                Err(e)
+            }
+        }
+    }
+
+    async fn execute(&self, session: &dyn ProviderSession) -> Result<i32> {
+        let handle = session.exec(self.spec.exec_spec()).await?;
+        let pump = self.logs.pump(handle);
+        match self.spec.timeout {
+            // Providers enforce the timeout; this is a backstop for one that hangs.
+            Some(t) => tokio::time::timeout(t + SNAPSHOT_MARGIN, pump)
+                .await
+                .unwrap_or_else(|_| {
+                    Err(Error::provider(
+                        None,
+                        None,
+                        format!(
+                            "the provider did not end the command {}s after its timeout",
+                            SNAPSHOT_MARGIN.as_secs()
+                        ),
+                    ))
+                }),
+            None => pump.await,
+        }
+    }
+
+    async fn commit(
+        &self,
+        ran: Ran,
+        stdout: String,
+        stderr: String,
+        token: crate::ids::LeaseToken,
+    ) -> Result<CommandResult> {
+        let cap = self.inner.config.output_cap;
+        let (stored_out, out_cut) = cap_output(&stdout, cap);
+        let (stored_err, err_cut) = cap_output(&stderr, cap);
+        let finish = RunFinish {
+            status: if ran.exit_code == 0 {
+                RunStatus::Succeeded
+            } else {
+                RunStatus::Failed
+            },
+            exit_code: Some(ran.exit_code),
+            stdout: Some(stored_out),
+            stderr: Some(stored_err),
+            stdout_truncated: out_cut,
+            stderr_truncated: err_cut,
+            session_id: Some(ran.session_id),
+            snapshot: Some(ran.snapshot.clone()),
+            error: None,
+            release_idempotency_key: false,
+            finished_at: now(),
+        };
+        let committed = self
+            .inner
+            .fenced(
+                &self.ws.id,
+                &token,
+                None,
+                Some(ran.snapshot.clone()),
+                vec![RunWrite::Finish {
+                    id: self.run_id.clone(),
+                    finish,
+                }],
+            )
+            .await;
+        if let Err(e) = committed {
+            // Not committed: the snapshot is an orphan.
+            let _ = self.inner.provider.delete_snapshot(&ran.snapshot).await;
+            return Err(e);
+        }
+        info!(exit_code = ran.exit_code, snapshot = %ran.snapshot.id, "durable command committed");
+        let mut result = CommandResult::new(ran.exit_code, stdout, stderr);
+        result.run_id = Some(self.run_id.clone());
+        Ok(result)
+    }
+}
+
+fn lock(lease: &Mutex<Lease>) -> std::sync::MutexGuard<'_, Lease> {
+    lease
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}

@@ -1,0 +1,323 @@
+//! Leases: acquisition by compare-and-set, recovery of expired leases, fenced writes
+//! and heartbeats.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use futures::future::BoxFuture;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+use tracing::{debug, info, warn};
+
+use crate::error::{Error, ErrorKind, Result};
+use crate::ids::{LeaseToken, WorkspaceId};
+use crate::model::{
+    Lease, LeaseKind, PolicySnapshot, RunFinish, RunRecord, RunStatus, SnapshotRef,
+    WorkspaceRecord, now,
+};
+use crate::sandkit::Inner;
+use crate::store::{FencedChange, RunWrite, WorkspaceWrite, WriteBatch};
+
+/// How often a compare-and-set loop re-reads and retries before giving up.
+pub(crate) const CAS_ATTEMPTS: usize = 16;
+
+/// How long best-effort cleanup of a dead holder's provider session may take.
+const CLEANUP_TIMEOUT: Duration = Duration::from_secs(10);
+
+pub(crate) fn busy_error(ws: &WorkspaceRecord, lease: &Lease) -> Error {
+    let remaining = (lease.expires_at - now()).num_milliseconds().max(0) as f64 / 1000.0;
+    let what = match lease.kind {
+        LeaseKind::Command => "a durable command is running".to_owned(),
+        LeaseKind::Session => "a live session is open".to_owned(),
+    };
+    let next = match lease.kind {
+        LeaseKind::Command => "wait for it to finish and retry",
+        LeaseKind::Session => {
+            "attach to it with attach_session() and commit or discard it, or wait for it to expire"
+        }
+    };
+    Error::busy(format!(
+        "workspace {} is busy: {what} (holder {}, lease expires in {remaining:.1}s); {next}",
+        ws.id, lease.holder
+    ))
+}
+
+pub(crate) fn gave_up(id: &WorkspaceId) -> Error {
+    Error::conflict(format!(
+        "workspace {id} kept changing under concurrent writers; retry the call"
+    ))
+}
+
+pub(crate) fn lease_lost(id: &WorkspaceId) -> Error {
+    Error::conflict(format!(
+        "the lease on workspace {id} was lost (it expired and another holder took over); \
+         nothing was committed — retry the operation"
+    ))
+}
+
+/// What to acquire.
+pub(crate) struct AcquireRequest {
+    pub(crate) kind: LeaseKind,
+    pub(crate) ttl: Duration,
+    pub(crate) run: Option<RunRecord>,
+    pub(crate) policy_snapshot: Option<PolicySnapshot>,
+    pub(crate) session_policy: Option<sandkit_policies::Policy>,
+}
+
+impl Inner {
+    /// Takes the workspace lease: one compare-and-set that also inserts the run (if any)
+    /// and, when the previous lease had expired, marks its run interrupted.
+    pub(crate) async fn acquire(
+        &self,
+        id: &WorkspaceId,
+        req: AcquireRequest,
+    ) -> Result<(WorkspaceRecord, Lease)> {
+        for _ in 0..CAS_ATTEMPTS {
+            let ws = self.load(id).await?;
+            let at = now();
+            let mut batch = WriteBatch::default();
+            if let Some(old) = &ws.lease {
+                if old.is_live(at) {
+                    return Err(busy_error(&ws, old));
+                }
+                self.cleanup_expired(&ws, old).await;
+                if let Some(finish) = interrupted_finish(old) {
+                    batch = batch.run(finish);
+                }
+            }
+            let lease = Lease {
+                kind: req.kind,
+                token: LeaseToken::generate(),
+                holder: self.config.holder.clone(),
+                session: None,
+                run_id: req.run.as_ref().map(|r| r.id.clone()),
+                acquired_at: at,
+                expires_at: at + chrono_duration(req.ttl),
+                policy: req.session_policy.clone(),
+            };
+            let mut record = ws.clone();
+            record.lease = Some(lease.clone());
+            record.updated_at = at;
+            batch.workspace = Some(WorkspaceWrite::Update {
+                record: record.clone(),
+                expected_revision: ws.revision,
+            });
+            if let Some(snapshot) = &req.policy_snapshot {
+                batch = batch.policy_snapshot(snapshot.clone());
+            }
+            if let Some(run) = &req.run {
+                batch = batch.run(RunWrite::Insert(run.clone()));
+            }
+            match self.store.apply(batch).await {
+                Ok(()) => {
+                    record.revision = ws.revision + 1;
+                    info!(workspace = %id, kind = lease.kind.as_str(), run = ?lease.run_id, "lease acquired");
+                    return Ok((record, lease));
+                }
+                Err(e) if e.kind() == &ErrorKind::Conflict => {
+                    debug!(workspace = %id, "lease acquisition lost a race; re-reading");
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        Err(gave_up(id))
+    }
+
+    /// Releases an expired lease without taking a new one (used when an operation
+    /// finds a dead session and only needs the workspace back at its head).
+    pub(crate) async fn release_expired(&self, ws: &WorkspaceRecord) -> Result<()> {
+        let Some(old) = &ws.lease else {
+            return Ok(());
+        };
+        self.cleanup_expired(ws, old).await;
+        let mut record = ws.clone();
+        record.lease = None;
+        record.updated_at = now();
+        let mut batch = WriteBatch::workspace(WorkspaceWrite::Update {
+            record,
+            expected_revision: ws.revision,
+        });
+        if let Some(finish) = interrupted_finish(old) {
+            batch = batch.run(finish);
+        }
+        match self.store.apply(batch).await {
+            Ok(()) => {
+                info!(workspace = %ws.id, "expired lease released; workspace keeps its head");
+                Ok(())
+            }
+            // Someone else recovered or re-acquired it first: fine.
+            Err(e) if e.kind() == &ErrorKind::Conflict => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Best-effort stop of a dead holder's provider session.
+    async fn cleanup_expired(&self, ws: &WorkspaceRecord, old: &Lease) {
+        warn!(
+            workspace = %ws.id,
+            holder = %old.holder,
+            kind = old.kind.as_str(),
+            expired_at = %old.expires_at,
+            "recovering an expired lease"
+        );
+        let Some(session) = &old.session else {
+            return;
+        };
+        let stop = async {
+            let s = self.provider.attach(session).await?;
+            s.stop().await
+        };
+        match tokio::time::timeout(CLEANUP_TIMEOUT, stop).await {
+            Ok(Ok(())) => {
+                debug!(workspace = %ws.id, session = %session.id, "stopped the dead holder's session")
+            }
+            Ok(Err(e)) => {
+                debug!(workspace = %ws.id, session = %session.id, error = %e, "dead holder's session already gone")
+            }
+            Err(_) => {
+                debug!(workspace = %ws.id, session = %session.id, "stopping the dead holder's session timed out")
+            }
+        }
+    }
+
+    /// A fenced write under `token`.
+    pub(crate) async fn fenced(
+        &self,
+        id: &WorkspaceId,
+        token: &LeaseToken,
+        lease: Option<Lease>,
+        head: Option<SnapshotRef>,
+        runs: Vec<RunWrite>,
+    ) -> Result<()> {
+        let mut batch = WriteBatch::workspace(WorkspaceWrite::Fenced {
+            id: id.clone(),
+            token: token.clone(),
+            change: FencedChange {
+                lease,
+                head,
+                updated_at: now(),
+            },
+        });
+        batch.runs = runs;
+        self.store.apply(batch).await.map_err(|e| {
+            if e.kind() == &ErrorKind::Conflict {
+                lease_lost(id)
+            } else {
+                e
+            }
+        })
+    }
+}
+
+fn interrupted_finish(old: &Lease) -> Option<RunWrite> {
+    let run_id = old.run_id.clone()?;
+    Some(RunWrite::Finish {
+        id: run_id,
+        finish: RunFinish::without_result(
+            RunStatus::Interrupted,
+            format!(
+                "interrupted: holder {} stopped renewing its lease (expired {})",
+                old.holder, old.expires_at
+            ),
+        ),
+    })
+}
+
+pub(crate) fn chrono_duration(d: Duration) -> chrono::Duration {
+    chrono::Duration::from_std(d).unwrap_or(chrono::Duration::MAX)
+}
+
+/// Renews something on an interval until stopped; reports when renewal is refused.
+pub(crate) struct Heartbeat {
+    stop: watch::Sender<bool>,
+    lost: watch::Receiver<bool>,
+    task: JoinHandle<()>,
+}
+
+/// One renewal; `Conflict` means the claim is gone.
+pub(crate) type Renew = Arc<dyn Fn() -> BoxFuture<'static, Result<()>> + Send + Sync>;
+
+impl Heartbeat {
+    pub(crate) fn start(what: String, interval: Duration, renew: Renew) -> Heartbeat {
+        let (stop_tx, mut stop_rx) = watch::channel(false);
+        let (lost_tx, lost_rx) = watch::channel(false);
+        let task = tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    _ = tokio::time::sleep(interval) => {}
+                    _ = stop_rx.changed() => return,
+                }
+                if *stop_rx.borrow() {
+                    return;
+                }
+                match renew().await {
+                    Ok(()) => debug!(%what, "lease renewed"),
+                    Err(e) if e.kind() == &ErrorKind::Conflict => {
+                        warn!(%what, "lease lost while renewing");
+                        let _ = lost_tx.send(true);
+                        return;
+                    }
+                    Err(e) => warn!(%what, error = %e, "lease renewal failed; will retry"),
+                }
+            }
+        });
+        Heartbeat {
+            stop: stop_tx,
+            lost: lost_rx,
+            task,
+        }
+    }
+
+    /// Resolves when a renewal was refused (the claim was taken over).
+    pub(crate) fn lost(&self) -> impl Future<Output = ()> + Send + 'static {
+        let mut lost = self.lost.clone();
+        async move {
+            while !*lost.borrow_and_update() {
+                if lost.changed().await.is_err() {
+                    // Heartbeat stopped without losing: never resolve.
+                    std::future::pending::<()>().await;
+                }
+            }
+        }
+    }
+
+    /// Stops renewing, waiting for an in-flight renewal to finish.
+    pub(crate) async fn stop(self) {
+        let _ = self.stop.send(true);
+        let _ = self.task.await;
+    }
+}
+
+/// A workspace lease kept alive by fenced heartbeats; the main flow updates the
+/// in-memory copy (e.g. with the session ref) and the next beat persists it.
+pub(crate) fn workspace_renewal(
+    inner: Arc<Inner>,
+    id: WorkspaceId,
+    lease: Arc<Mutex<Lease>>,
+    ttl: Duration,
+) -> Renew {
+    Arc::new(move || {
+        let inner = inner.clone();
+        let id = id.clone();
+        let lease = lease.clone();
+        Box::pin(async move {
+            let next = {
+                let mut l = lease
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner);
+                l.expires_at = now() + chrono_duration(ttl);
+                l.clone()
+            };
+            let token = next.token.clone();
+            inner
+                .fenced(&id, &token, Some(next), None, Vec::new())
+                .await
+        })
+    })
+}
+
+/// Seconds until `at`, never negative.
+pub(crate) fn remaining(at: DateTime<Utc>) -> Duration {
+    (at - now()).to_std().unwrap_or(Duration::ZERO)
+}

@@ -1,0 +1,1 @@
+//! Sandkit local provider: sessions are directories and processes on this machine

@@ -1,0 +1,1 @@
+//! Sandkit provider for Vercel Sandbox over its REST API

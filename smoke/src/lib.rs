@@ -1,0 +1,1 @@
+//! End-to-end smoke scenarios for Sandkit

@@ -1,0 +1,3 @@
+//! Project tasks: smoke, codegen check, bench
+
+fn main() {}
