@@ -162,13 +162,13 @@ impl State {
                         run.id
                     )));
                 }
-                if let Some(key) = &run.idempotency_key {
-                    if self.find_by_key(&run.workspace_id, key).is_some() {
-                        return Err(Error::already_exists(format!(
-                            "a run with idempotency key {key:?} already exists in workspace {}",
-                            run.workspace_id
-                        )));
-                    }
+                if let Some(key) = &run.idempotency_key
+                    && self.find_by_key(&run.workspace_id, key).is_some()
+                {
+                    return Err(Error::already_exists(format!(
+                        "a run with idempotency key {key:?} already exists in workspace {}",
+                        run.workspace_id
+                    )));
                 }
                 self.runs.insert(run.id.clone(), run);
             }

@@ -101,10 +101,10 @@ impl Workspace {
     pub async fn spawn_command(&self, spec: CommandSpec) -> Result<Command> {
         spec.validate()?;
         let inner = self.inner().clone();
-        if let Some(key) = spec.get_idempotency_key() {
-            if let Some(found) = inner.replay(self.id(), key).await? {
-                return Ok(Command::replayed(found));
-            }
+        if let Some(key) = spec.get_idempotency_key()
+            && let Some(found) = inner.replay(self.id(), key).await?
+        {
+            return Ok(Command::replayed(found));
         }
         let ws = inner.load(self.id()).await?;
         let (policy, rules) = inner.effective_rules(spec.policy.as_ref(), &ws)?;
@@ -162,10 +162,10 @@ impl Workspace {
             Ok(pair) => pair,
             // The same key raced in from another caller: answer like that caller will.
             Err(e) if e.kind() == &ErrorKind::AlreadyExists => {
-                if let Some(key) = spec.get_idempotency_key() {
-                    if let Some(found) = inner.replay(self.id(), key).await? {
-                        return Ok(Command::replayed(found));
-                    }
+                if let Some(key) = spec.get_idempotency_key()
+                    && let Some(found) = inner.replay(self.id(), key).await?
+                {
+                    return Ok(Command::replayed(found));
                 }
                 return Err(e);
             }
@@ -277,11 +277,10 @@ impl UnitOfWork {
             () = lost => {
                 // Taken over mid-run: stop our sandbox; the new holder owns the workspace.
                 let session = lock(&shared_lease).session.clone();
-                if let Some(session) = session {
-                    if let Ok(s) = self.inner.provider.attach(&session).await {
+                if let Some(session) = session
+                    && let Ok(s) = self.inner.provider.attach(&session).await {
                         let _ = s.stop().await;
                     }
-                }
                 Err(crate::lease::lease_lost(&self.ws.id))
             }
         };
@@ -328,11 +327,16 @@ impl UnitOfWork {
         info!(session = %session_ref.id, from = ?base.as_ref().map(|s| &s.id), "sandbox started");
         match self.execute(&*session).await {
             Ok(exit_code) => {
-                let snapshot = session.snapshot().await.map_err(|e| {
-                    e.context(format!(
-                        "the command exited with {exit_code} but its snapshot failed, so nothing was committed"
-                    ))
-                })?;
+                let snapshot = match session.snapshot().await {
+                    Ok(snapshot) => snapshot,
+                    Err(e) => {
+                        // The sandbox may still be running: do not leave it behind.
+                        let _ = session.stop().await;
+                        return Err(e.context(format!(
+                            "the command exited with {exit_code} but its snapshot failed, so nothing was committed"
+                        )));
+                    }
+                };
                 Ok(Ran {
                     exit_code,
                     snapshot,

@@ -444,11 +444,11 @@ impl Session {
                 "This session was already committed or discarded",
             ));
         }
-        if let Err(e) = self.state.provider.stop().await {
-            if e.kind() != &ErrorKind::SessionUnavailable {
-                self.state.ended.store(false, Ordering::SeqCst);
-                return Err(e);
-            }
+        if let Err(e) = self.state.provider.stop().await
+            && e.kind() != &ErrorKind::SessionUnavailable
+        {
+            self.state.ended.store(false, Ordering::SeqCst);
+            return Err(e);
         }
         match self
             .state

@@ -116,13 +116,13 @@ impl Inner {
         stale: &SnapshotRef,
     ) -> Result<SnapshotRef> {
         let def = self.setup_def()?;
-        if let Some(record) = self.store.get_setup(&def.id).await? {
-            if record.snapshot.as_ref() == Some(stale) {
-                warn!(setup = %def.id, snapshot = %stale.id, "setup snapshot is gone at the provider; rebuilding");
-                self.store
-                    .delete_setup(&def.id, Some(record.revision))
-                    .await?;
-            }
+        if let Some(record) = self.store.get_setup(&def.id).await?
+            && record.snapshot.as_ref() == Some(stale)
+        {
+            warn!(setup = %def.id, snapshot = %stale.id, "setup snapshot is gone at the provider; rebuilding");
+            self.store
+                .delete_setup(&def.id, Some(record.revision))
+                .await?;
         }
         self.ensure_setup().await
     }

@@ -126,19 +126,19 @@ impl CommandSpec {
             validate_env_key(key)?;
             no_nul(&format!("env[{key}]"), value)?;
         }
-        if let Some(timeout) = self.timeout {
-            if timeout.is_zero() {
-                return Err(Error::invalid_input(
-                    "timeout must be positive; omit it for no command timeout",
-                ));
-            }
+        if let Some(timeout) = self.timeout
+            && timeout.is_zero()
+        {
+            return Err(Error::invalid_input(
+                "timeout must be positive; omit it for no command timeout",
+            ));
         }
-        if let Some(key) = &self.idempotency_key {
-            if key.trim().is_empty() || key.len() > MAX_IDEMPOTENCY_KEY_LEN {
-                return Err(Error::invalid_input(format!(
-                    "idempotency key must be 1–{MAX_IDEMPOTENCY_KEY_LEN} bytes of non-blank text"
-                )));
-            }
+        if let Some(key) = &self.idempotency_key
+            && (key.trim().is_empty() || key.len() > MAX_IDEMPOTENCY_KEY_LEN)
+        {
+            return Err(Error::invalid_input(format!(
+                "idempotency key must be 1–{MAX_IDEMPOTENCY_KEY_LEN} bytes of non-blank text"
+            )));
         }
         Ok(())
     }
@@ -250,20 +250,20 @@ impl WorkspaceSpec {
     }
 
     pub(crate) fn validate(&self) -> Result<()> {
-        if let Some(name) = &self.name {
-            if name.trim().is_empty() {
-                return Err(Error::invalid_input(
-                    "workspace name must not be blank; omit it to use \"default\"",
-                ));
-            }
+        if let Some(name) = &self.name
+            && name.trim().is_empty()
+        {
+            return Err(Error::invalid_input(
+                "workspace name must not be blank; omit it to use \"default\"",
+            ));
         }
         validate_ports(&self.exposed_ports)?;
-        if let Some(t) = self.timeout {
-            if t < Duration::from_secs(1) {
-                return Err(Error::invalid_input(
-                    "workspace timeout must be at least 1s",
-                ));
-            }
+        if let Some(t) = self.timeout
+            && t < Duration::from_secs(1)
+        {
+            return Err(Error::invalid_input(
+                "workspace timeout must be at least 1s",
+            ));
         }
         if self.vcpus == Some(0) {
             return Err(Error::invalid_input(

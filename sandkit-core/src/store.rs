@@ -71,6 +71,8 @@ pub struct FencedChange {
 
 /// A write to a run row.
 #[derive(Debug, Clone, PartialEq)]
+// Batches are short-lived and hold a handful of writes: boxing would only add noise.
+#[allow(clippy::large_enum_variant)]
 pub enum RunWrite {
     /// Inserts a run; `AlreadyExists` when its id, or its idempotency key within the
     /// workspace, is taken.

@@ -173,7 +173,7 @@ pub async fn missing_snapshot_is_unavailable(f: &ProviderFixture) {
         provider: p.id().to_owned(),
         id: "snap_does_not_exist".into(),
     });
-    let err = p.start(spec).await.err().expect("must fail");
+    let err = p.start(spec).await.expect_err("must fail");
     assert_eq!(err.kind(), &ErrorKind::SnapshotUnavailable, "{err}");
 }
 
@@ -183,13 +183,9 @@ pub async fn stop_ends_the_session(f: &ProviderFixture) {
     let s = start(p, None).await;
     let r = s.session_ref();
     s.stop().await.expect("stop");
-    let err = s
-        .exec(shell("echo x"))
-        .await
-        .err()
-        .expect("exec after stop");
+    let err = s.exec(shell("echo x")).await.expect_err("exec after stop");
     assert_eq!(err.kind(), &ErrorKind::SessionUnavailable, "{err}");
-    let err = p.attach(&r).await.err().expect("attach after stop");
+    let err = p.attach(&r).await.expect_err("attach after stop");
     assert_eq!(err.kind(), &ErrorKind::SessionUnavailable, "{err}");
 }
 
@@ -206,7 +202,7 @@ pub async fn attach_reaches_the_same_session(f: &ProviderFixture) {
         provider: p.id().to_owned(),
         id: "sbx_unknown_session".into(),
     };
-    let err = p.attach(&unknown).await.err().expect("unknown session");
+    let err = p.attach(&unknown).await.expect_err("unknown session");
     assert_eq!(err.kind(), &ErrorKind::SessionUnavailable, "{err}");
 }
 
@@ -374,8 +370,7 @@ pub async fn delete_snapshot(f: &ProviderFixture) {
     let err = p
         .start(spec)
         .await
-        .err()
-        .expect("restore of a deleted snapshot");
+        .expect_err("restore of a deleted snapshot");
     assert_eq!(err.kind(), &ErrorKind::SnapshotUnavailable, "{err}");
 }
 

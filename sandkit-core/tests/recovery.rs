@@ -1,0 +1,189 @@
+//! Crashes and takeovers: expired leases are recovered, fenced holders cannot commit.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{Rig, all_runs, new_ws, run, sh};
+use sandkit_core::{ErrorKind, LeaseToken, RunStatus, WorkspaceWrite, WriteBatch};
+
+async fn wait_for<F, Fut>(what: &str, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    for _ in 0..300 {
+        if check().await {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("timed out waiting for {what}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dead_holder_loses_its_lease_and_the_next_command_recovers() {
+    let rig = Rig::new();
+    let ttl = Duration::from_millis(300);
+    let kit = rig.builder().command_lease_ttl(ttl).build().expect("kit");
+    let ws = new_ws(&kit).await;
+    run(&ws, "echo committed > f").await;
+    let head = rig
+        .store()
+        .get_workspace(ws.id())
+        .await
+        .expect("get")
+        .expect("ws")
+        .head;
+
+    // A "process" (its own runtime) starts a long command, then dies without a trace.
+    let doomed = rig.builder().command_lease_ttl(ttl).build().expect("kit");
+    let id = ws.id().clone();
+    let (runtime, dead_run) = std::thread::spawn(move || {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .expect("runtime");
+        let run_id = runtime.block_on(async move {
+            let ws = doomed.workspace(&id).await.expect("open");
+            let cmd = ws
+                .spawn_command(sh("echo half > f; sleep 30"))
+                .await
+                .expect("spawn");
+            cmd.run_id().clone()
+        });
+        (runtime, run_id)
+    })
+    .join()
+    .expect("doomed process");
+    let id = ws.id().clone();
+    // Wait until its heartbeat has recorded the sandbox in the lease.
+    let store = rig.store.clone();
+    wait_for("the lease to name its sandbox", || {
+        let store = store.clone();
+        let id = id.clone();
+        async move {
+            use sandkit_core::Store;
+            store
+                .get_workspace(&id)
+                .await
+                .ok()
+                .flatten()
+                .and_then(|w| w.lease)
+                .is_some_and(|l| l.session.is_some())
+        }
+    })
+    .await;
+    std::thread::spawn(move || runtime.shutdown_background())
+        .join()
+        .expect("shutdown");
+    assert_eq!(rig.provider.alive_sessions(), 1, "its sandbox is still up");
+
+    // While the lease is live, others are told the workspace is busy.
+    let err = ws.run_command(sh("true")).await.expect_err("still leased");
+    assert_eq!(err.kind(), &ErrorKind::Busy);
+
+    // After one TTL the next operation recovers it.
+    tokio::time::sleep(ttl + Duration::from_millis(100)).await;
+    let out = run(&ws, "cat f").await;
+    assert_eq!(
+        out.stdout, "committed\n",
+        "the workspace keeps its last committed head"
+    );
+    let runs = all_runs(&ws).await;
+    let dead = runs.iter().find(|r| r.id == dead_run).expect("dead run");
+    assert_eq!(dead.status, RunStatus::Interrupted);
+    assert!(
+        dead.error
+            .as_deref()
+            .is_some_and(|e| e.contains("stopped renewing"))
+    );
+    assert_eq!(
+        rig.provider.alive_sessions(),
+        0,
+        "the dead holder's sandbox was stopped"
+    );
+    let record = rig
+        .store()
+        .get_workspace(ws.id())
+        .await
+        .expect("get")
+        .expect("ws");
+    assert!(record.lease.is_none());
+    assert_ne!(record.head, head, "the recovering command committed");
+}
+
+#[tokio::test]
+async fn heartbeats_keep_a_long_command_alive_past_its_ttl() {
+    let rig = Rig::new();
+    let kit = rig
+        .builder()
+        .command_lease_ttl(Duration::from_millis(200))
+        .build()
+        .expect("kit");
+    let ws = new_ws(&kit).await;
+    let cmd = ws
+        .spawn_command(sh("sleep 0.8; echo done"))
+        .await
+        .expect("spawn");
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let err = ws
+        .run_command(sh("true"))
+        .await
+        .expect_err("not taken over");
+    assert_eq!(err.kind(), &ErrorKind::Busy);
+    let out = cmd.wait().await.expect("completes");
+    assert_eq!(out.stdout, "done\n");
+    assert_eq!(all_runs(&ws).await[0].status, RunStatus::Succeeded);
+}
+
+#[tokio::test]
+async fn a_holder_whose_lease_was_taken_over_cannot_commit() {
+    let rig = Rig::new();
+    let kit = rig
+        .builder()
+        .command_lease_ttl(Duration::from_secs(30))
+        .heartbeat_interval(Duration::from_millis(30))
+        .build()
+        .expect("kit");
+    let ws = new_ws(&kit).await;
+    run(&ws, "echo v1 > f").await;
+    let cmd = ws
+        .spawn_command(sh("echo v2 > f; sleep 0.5"))
+        .await
+        .expect("spawn");
+
+    // Another process takes the lease over (as if it had judged it expired).
+    let mut record = rig
+        .store()
+        .get_workspace(ws.id())
+        .await
+        .expect("get")
+        .expect("ws");
+    let head = record.head.clone();
+    let mut lease = record.lease.clone().expect("leased");
+    lease.token = LeaseToken::generate();
+    lease.holder = "usurper".into();
+    record.lease = Some(lease);
+    rig.store()
+        .apply(WriteBatch::workspace(WorkspaceWrite::Update {
+            expected_revision: record.revision,
+            record,
+        }))
+        .await
+        .expect("takeover");
+
+    let err = cmd.wait().await.expect_err("fenced");
+    assert_eq!(err.kind(), &ErrorKind::Conflict);
+    assert!(err.to_string().contains("lease"), "{err}");
+    let after = rig
+        .store()
+        .get_workspace(ws.id())
+        .await
+        .expect("get")
+        .expect("ws");
+    assert_eq!(after.head, head, "the fenced holder committed nothing");
+    assert_eq!(after.lease.map(|l| l.holder).as_deref(), Some("usurper"));
+    assert_eq!(rig.provider.alive_sessions(), 0, "its sandbox was stopped");
+}
