@@ -1,3 +1,103 @@
-//! Project tasks: smoke, codegen check, bench
+//! Project tasks, run with `cargo xtask <task>` (the alias lives in `.cargo/config.toml`).
+//!
+//! * `test` — the whole test suite: every crate's tests (nextest when installed, else
+//!   `cargo test`) and the doctests. PostgreSQL and MariaDB tests use
+//!   `SANDKIT_TEST_POSTGRES_URL` / `SANDKIT_TEST_MYSQL_URL`; when unset and a server
+//!   answers on the default loopback port, the task points the tests at it.
 
-fn main() {}
+use std::net::{SocketAddr, TcpStream};
+use std::process::{Command, ExitCode};
+use std::time::Duration;
+
+const USAGE: &str = "usage: cargo xtask <task>
+
+tasks:
+  test      run the whole test suite (all crates, doctests)";
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let result = match args.first().map(String::as_str) {
+        Some("test") => test(&args[1..]),
+        Some("-h" | "--help") => {
+            println!("{USAGE}");
+            Ok(())
+        }
+        Some(other) => Err(format!("unknown task {other:?}\n\n{USAGE}")),
+        None => Err(USAGE.to_owned()),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("xtask: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Runs a command, failing with its name when it fails.
+fn run(cmd: &mut Command) -> Result<(), String> {
+    let shown = format!("{cmd:?}");
+    eprintln!("xtask: running {shown}");
+    let status = cmd
+        .status()
+        .map_err(|e| format!("could not start {shown}: {e}"))?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err(format!("{shown} failed ({status})"))
+    }
+}
+
+fn cargo() -> Command {
+    Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned()))
+}
+
+/// Points the database tests at local servers when the URLs are unset.
+fn default_database_urls() {
+    for (var, port, url) in [
+        (
+            "SANDKIT_TEST_POSTGRES_URL",
+            5432,
+            "postgres://postgres@127.0.0.1:5432/postgres",
+        ),
+        (
+            "SANDKIT_TEST_MYSQL_URL",
+            3306,
+            "mysql://root@127.0.0.1:3306/test",
+        ),
+    ] {
+        if std::env::var_os(var).is_some() {
+            continue;
+        }
+        let addr = SocketAddr::from(([127, 0, 0, 1], port));
+        if TcpStream::connect_timeout(&addr, Duration::from_millis(300)).is_ok() {
+            eprintln!("xtask: {var} unset; using the server on {addr}: {url}");
+            // SAFETY: xtask is single-threaded here; child processes inherit the variable.
+            unsafe { std::env::set_var(var, url) };
+        } else {
+            eprintln!("xtask: {var} unset and nothing listens on {addr}; those tests will skip");
+        }
+    }
+}
+
+fn has_nextest() -> bool {
+    cargo()
+        .args(["nextest", "--version"])
+        .output()
+        .is_ok_and(|o| o.status.success())
+}
+
+fn test(extra: &[String]) -> Result<(), String> {
+    default_database_urls();
+    if has_nextest() {
+        run(cargo()
+            .args(["nextest", "run", "--workspace", "--no-fail-fast"])
+            .args(extra))?;
+    } else {
+        eprintln!("xtask: cargo-nextest not installed; using cargo test");
+        run(cargo()
+            .args(["test", "--workspace", "--no-fail-fast", "--lib", "--bins", "--tests"])
+            .args(extra))?;
+    }
+    run(cargo().args(["test", "--workspace", "--doc"]))
+}
