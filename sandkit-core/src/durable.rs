@@ -12,6 +12,7 @@ use std::time::Duration;
 
 use futures::FutureExt;
 use futures::future::{BoxFuture, Shared};
+use tokio::sync::watch;
 use tracing::{Instrument, error, info, info_span, warn};
 
 use crate::error::{Error, ErrorKind, Result};
@@ -31,6 +32,20 @@ use crate::workspace::{StartPlan, Workspace, finished_result};
 /// Extra sandbox lifetime beyond a command's own timeout, to snapshot in.
 const SNAPSHOT_MARGIN: Duration = Duration::from_secs(120);
 
+/// Where a durable command is in its unit of work (for progress displays).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum CommandPhase {
+    /// Lease held; starting the sandbox (restoring the head, or building the setup).
+    Starting,
+    /// The command runs.
+    Running,
+    /// The command exited; snapshotting and committing.
+    Committing,
+    /// Committed (or failed): `wait` returns now.
+    Done,
+}
+
 /// A durable command started with [`Workspace::spawn_command`]: its output can be
 /// followed while it runs, and [`wait`](Command::wait) returns once it is committed.
 /// Dropping it does not stop the command or its commit.
@@ -38,6 +53,7 @@ const SNAPSHOT_MARGIN: Duration = Duration::from_secs(120);
 pub struct Command {
     run_id: RunId,
     logs: LogBuffer,
+    phase: watch::Receiver<CommandPhase>,
     result: Shared<BoxFuture<'static, Result<CommandResult>>>,
 }
 
@@ -66,6 +82,11 @@ impl Command {
         self.result.clone().await
     }
 
+    /// The current phase; `changed().await` on the receiver follows it.
+    pub fn phase(&self) -> watch::Receiver<CommandPhase> {
+        self.phase.clone()
+    }
+
     fn replayed(result: CommandResult) -> Self {
         let logs = LogBuffer::default();
         if !result.stdout.is_empty() {
@@ -84,6 +105,7 @@ impl Command {
         Command {
             run_id,
             logs,
+            phase: watch::channel(CommandPhase::Done).1,
             result: ready.shared(),
         }
     }
@@ -173,7 +195,9 @@ impl Workspace {
         };
 
         let logs = LogBuffer::default();
+        let (phase_tx, phase) = watch::channel(CommandPhase::Starting);
         let unit = UnitOfWork {
+            phase: phase_tx,
             inner: inner.clone(),
             ws,
             lease,
@@ -194,6 +218,7 @@ impl Workspace {
         Ok(Command {
             run_id,
             logs,
+            phase,
             result: result.shared(),
         })
     }
@@ -242,6 +267,7 @@ impl Inner {
 }
 
 struct UnitOfWork {
+    phase: watch::Sender<CommandPhase>,
     inner: Arc<Inner>,
     ws: WorkspaceRecord,
     lease: Lease,
@@ -260,6 +286,13 @@ struct Ran {
 
 impl UnitOfWork {
     async fn run(self) -> Result<CommandResult> {
+        let phase = self.phase.clone();
+        let result = self.run_inner().await;
+        let _ = phase.send(CommandPhase::Done);
+        result
+    }
+
+    async fn run_inner(self) -> Result<CommandResult> {
         let shared_lease = Arc::new(Mutex::new(self.lease.clone()));
         let heartbeat = Heartbeat::start(
             format!("workspace {}", self.ws.id),
@@ -325,7 +358,10 @@ impl UnitOfWork {
         let session_ref = session.session_ref();
         lock(shared_lease).session = Some(session_ref.clone());
         info!(session = %session_ref.id, from = ?base.as_ref().map(|s| &s.id), "sandbox started");
-        match self.execute(&*session).await {
+        let _ = self.phase.send(CommandPhase::Running);
+        let executed = self.execute(&*session).await;
+        let _ = self.phase.send(CommandPhase::Committing);
+        match executed {
             Ok(exit_code) => {
                 let snapshot = match session.snapshot().await {
                     Ok(snapshot) => snapshot,

@@ -43,7 +43,7 @@ mod spec;
 pub mod store;
 mod workspace;
 
-pub use durable::Command;
+pub use durable::{Command, CommandPhase};
 pub use error::{Error, ErrorKind, Result};
 pub use ids::{LeaseToken, MAX_ID_LEN, RunId, WorkspaceId};
 pub use model::{

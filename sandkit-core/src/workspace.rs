@@ -75,7 +75,8 @@ mod millis {
 }
 
 impl LeaseInfo {
-    pub(crate) fn from_lease(lease: &Lease) -> Self {
+    /// The view of a stored lease.
+    pub fn from_lease(lease: &Lease) -> Self {
         LeaseInfo {
             kind: lease.kind,
             holder: lease.holder.clone(),
@@ -136,6 +137,23 @@ impl Workspace {
         policy.ensure_durable()?;
         self.update(|record| {
             record.policy = Some(policy.clone());
+            Ok(())
+        })
+        .await
+    }
+
+    /// Replaces the ports exposed by later sandboxes of this workspace (a live session
+    /// keeps the ports it started with).
+    pub async fn set_exposed_ports(&self, ports: impl IntoIterator<Item = u16>) -> Result<()> {
+        let ports: Vec<u16> = ports.into_iter().collect();
+        crate::spec::validate_ports(&ports)?;
+        let inner = self.inner();
+        inner
+            .provider
+            .capabilities()
+            .check_ports(inner.provider.id(), &ports)?;
+        self.update(|record| {
+            record.sandbox_config.exposed_ports = ports.clone();
             Ok(())
         })
         .await

@@ -472,3 +472,42 @@ async fn a_busy_workspace_refuses_commands_and_sessions_until_the_command_commit
     let out = run(&ws, "true").await;
     assert_eq!((out.exit_code, out.stdout.as_str()), (0, ""));
 }
+
+#[tokio::test]
+async fn phases_follow_the_unit_of_work() {
+    let rig = Rig::new();
+    let ws = new_ws(&rig.kit()).await;
+    // Slow provider calls make every phase last long enough to be observed.
+    rig.provider.set_delay(Duration::from_millis(50));
+    let cmd = ws.spawn_command(sh("sleep 0.2")).await.expect("spawn");
+    let mut phase = cmd.phase();
+    let mut seen = vec![*phase.borrow_and_update()];
+    while phase.changed().await.is_ok() {
+        seen.push(*phase.borrow_and_update());
+        if seen.last() == Some(&sandkit_core::CommandPhase::Done) {
+            break;
+        }
+    }
+    use sandkit_core::CommandPhase::{Committing, Done, Running, Starting};
+    assert_eq!(seen.first(), Some(&Starting), "{seen:?}");
+    assert!(seen.contains(&Running), "{seen:?}");
+    assert!(seen.contains(&Committing), "{seen:?}");
+    assert_eq!(seen.last(), Some(&Done));
+    cmd.wait().await.expect("wait");
+}
+
+#[tokio::test]
+async fn exposed_ports_can_be_changed_for_later_sandboxes() {
+    let rig = Rig::new();
+    let ws = new_ws(&rig.kit()).await;
+    ws.set_exposed_ports([8000, 8001]).await.expect("set");
+    let err = ws.set_exposed_ports([0]).await.expect_err("invalid");
+    assert_eq!(err.kind(), &ErrorKind::InvalidInput);
+    let record = rig
+        .store()
+        .get_workspace(ws.id())
+        .await
+        .expect("get")
+        .expect("ws");
+    assert_eq!(record.sandbox_config.exposed_ports, [8000, 8001]);
+}
