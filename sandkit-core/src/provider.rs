@@ -259,6 +259,11 @@ impl ProcessSink {
         let _ = self.output.send(Ok(chunk));
     }
 
+    /// Whether the reader went away (the provider may stop following the process).
+    pub fn is_closed(&self) -> bool {
+        self.output.is_closed()
+    }
+
     /// Ends the output with an error.
     pub fn fail(self, error: Error) {
         let _ = self.output.send(Err(error.clone()));

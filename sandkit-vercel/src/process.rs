@@ -1,0 +1,232 @@
+//! Command output: the wait+logs NDJSON stream of §5.13 and following a detached
+//! command through its logs (§5.15) and wait (§5.14) endpoints.
+
+use reqwest::Method;
+use sandkit_core::{Error, LogChunk, ProcessSink, Result};
+use tracing::debug;
+
+use crate::ndjson::NdjsonLines;
+use crate::session::SessionCore;
+use crate::wire::{Command, CommandEnvelope, StreamFailure, StreamLine};
+
+fn broken(session: &str, command: &str, why: &str) -> Error {
+    Error::provider(
+        None,
+        Some("stream_ended_early".to_owned()),
+        format!(
+            "the output stream of command {command} in Vercel session {session} {why} before \
+             its exit code arrived; the command was not run again (it may still have finished) — \
+             check the workspace before retrying"
+        ),
+    )
+}
+
+/// The error an `error` line carries.
+pub(crate) fn stream_error(session: &str, failure: StreamFailure) -> Error {
+    let code = failure.code.unwrap_or_else(|| "stream_error".to_owned());
+    let message = failure.message.unwrap_or_else(|| "no message".to_owned());
+    if code == "sandbox_stopped" {
+        return Error::session_unavailable(format!(
+            "Vercel session {session} stopped while the command ran ({message}); start a new session"
+        ));
+    }
+    Error::provider(
+        None,
+        Some(code.clone()),
+        format!("Vercel reported {code} on the command stream of session {session}: {message}"),
+    )
+}
+
+/// Reads the first line of a wait stream, which must be the started command.
+pub(crate) async fn read_first_command(lines: &mut NdjsonLines, session: &str) -> Result<Command> {
+    let protocol = |why: String| {
+        Error::provider(
+            None,
+            None,
+            format!("the command stream of Vercel session {session} {why}"),
+        )
+    };
+    match lines.next_line().await {
+        None => Err(broken(session, "(not started)", "was empty")),
+        Some(Err(e)) => Err(broken(session, "(not started)", &format!("broke ({e})"))),
+        Some(Ok(line)) => match StreamLine::parse(&line) {
+            Ok(StreamLine::Command(command)) => Ok(command),
+            Ok(StreamLine::Failure(f)) => Err(stream_error(session, f)),
+            Ok(_) => Err(protocol("did not start with a command line".to_owned())),
+            Err(e) => Err(protocol(format!("has a line that is not JSON ({e})"))),
+        },
+    }
+}
+
+/// Forwards log lines to `sink` until the final command line (exit code) or a failure.
+pub(crate) async fn pump_wait_stream(
+    mut lines: NdjsonLines,
+    sink: ProcessSink,
+    core: &SessionCore,
+    command: &str,
+) {
+    let session = core.id.as_str();
+    loop {
+        let line = match lines.next_line().await {
+            None => return sink.fail(broken(session, command, "ended")),
+            Some(Err(e)) => return sink.fail(broken(session, command, &format!("broke ({e})"))),
+            Some(Ok(line)) => line,
+        };
+        match StreamLine::parse(&line) {
+            Ok(StreamLine::Output { stderr, data }) => sink.send(chunk(stderr, data)),
+            Ok(StreamLine::Failure(f)) => return sink.fail(stream_error(session, f)),
+            Ok(StreamLine::Command(c)) => {
+                return match c.exit() {
+                    Some(code) => {
+                        debug!(session, command, exit_code = code, "vercel command finished");
+                        sink.finish(code)
+                    }
+                    None => sink.fail(Error::provider(
+                        None,
+                        None,
+                        format!(
+                            "the final line of command {command} in Vercel session {session} has no \
+                             numeric exitCode"
+                        ),
+                    )),
+                };
+            }
+            Ok(StreamLine::Other) => {}
+            Err(e) => {
+                return sink.fail(Error::provider(
+                    None,
+                    None,
+                    format!(
+                        "the command stream of Vercel session {session} has a line that is not JSON ({e})"
+                    ),
+                ));
+            }
+        }
+    }
+}
+
+fn chunk(stderr: bool, data: String) -> LogChunk {
+    if stderr {
+        LogChunk::stderr(data)
+    } else {
+        LogChunk::stdout(data)
+    }
+}
+
+/// Bytes of each stream already forwarded, so that a replayed log can be skipped.
+#[derive(Debug, Default)]
+struct Progress {
+    delivered: [usize; 2],
+    replayed: [usize; 2],
+}
+
+impl Progress {
+    fn start_pass(&mut self) {
+        self.replayed = [0, 0];
+    }
+
+    /// The part of `data` not forwarded yet.
+    fn fresh(&mut self, stderr: bool, data: &str) -> Option<String> {
+        let i = usize::from(stderr);
+        let start = self.replayed[i];
+        let end = start + data.len();
+        self.replayed[i] = end;
+        if end <= self.delivered[i] {
+            return None;
+        }
+        let mut offset = self.delivered[i].saturating_sub(start);
+        while !data.is_char_boundary(offset) {
+            offset += 1;
+        }
+        self.delivered[i] = end;
+        Some(data[offset..].to_owned())
+    }
+}
+
+/// Reads the logs endpoint once, forwarding what was not forwarded before. Returns
+/// whether the stream ended cleanly.
+async fn logs_pass(
+    core: &SessionCore,
+    command: &str,
+    progress: &mut Progress,
+    emit: &impl Fn(LogChunk),
+) -> Result<bool> {
+    let call = core
+        .call(Method::GET, "read command logs", &["cmd", command, "logs"])
+        .long();
+    let mut lines = core.ndjson(call).await?;
+    progress.start_pass();
+    while let Some(line) = lines.next_line().await {
+        let Ok(line) = line else {
+            return Ok(false);
+        };
+        match StreamLine::parse(&line) {
+            Ok(StreamLine::Output { stderr, data }) => {
+                if let Some(fresh) = progress.fresh(stderr, &data) {
+                    emit(chunk(stderr, fresh));
+                }
+            }
+            Ok(StreamLine::Failure(f)) => return Err(stream_error(&core.id, f)),
+            Ok(_) | Err(_) => {}
+        }
+    }
+    Ok(true)
+}
+
+/// Follows a detached command: its logs from the start, then its exit code.
+///
+/// Logs replay from the start and stream until the command exits; once the stream
+/// ends, `GET …/cmd/{id}?wait=true` gives the exit code. Should the stream end before
+/// the exit (a dropped connection, or the fake API, which answers with the output so far),
+/// the loop reads the logs again and forwards only what is new.
+pub(crate) async fn follow(
+    core: &SessionCore,
+    command: &str,
+    emit: impl Fn(LogChunk),
+) -> Result<i32> {
+    let mut progress = Progress::default();
+    loop {
+        logs_pass(core, command, &mut progress, &emit).await?;
+        let call = core
+            .call(Method::GET, "wait for command", &["cmd", command])
+            .query("wait", "true")
+            .long();
+        let waited: CommandEnvelope = core.json(call).await?;
+        if let Some(code) = waited.command.exit() {
+            // Output written after the last pass ended (none when the stream ran to the exit).
+            if !logs_pass(core, command, &mut progress, &emit).await? {
+                return Err(broken(&core.id, command, "broke"));
+            }
+            return Ok(code);
+        }
+        tokio::time::sleep(core.poll_interval()).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn replayed_output_is_skipped_per_stream() {
+        let mut p = Progress::default();
+        p.start_pass();
+        assert_eq!(p.fresh(false, "hello "), Some("hello ".into()));
+        assert_eq!(p.fresh(true, "warn"), Some("warn".into()));
+        p.start_pass();
+        // The replay is chunked differently; only the new tail comes out.
+        assert_eq!(p.fresh(false, "hel"), None);
+        assert_eq!(p.fresh(false, "lo world"), Some("world".into()));
+        assert_eq!(p.fresh(true, "warn"), None);
+        assert_eq!(p.fresh(true, "!"), Some("!".into()));
+    }
+
+    #[test]
+    fn multibyte_boundaries_are_respected() {
+        let mut p = Progress::default();
+        p.start_pass();
+        assert_eq!(p.fresh(false, "é"), Some("é".into()));
+        p.start_pass();
+        assert_eq!(p.fresh(false, "éa"), Some("a".into()));
+    }
+}

@@ -1,0 +1,269 @@
+//! [`VercelProvider`]: starts, attaches and deletes snapshots.
+
+use std::fmt;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use sandkit_core::{
+    Capabilities, Error, NetworkCapabilities, PortCapabilities, Provider, ProviderSession, Result,
+    SessionRef, SnapshotRef, StartSpec,
+};
+use serde_json::{Map, Value, json};
+use tracing::info;
+
+use crate::client::{ApiClient, Call, Failure};
+use crate::config::{Settings, VercelProviderBuilder};
+use crate::credentials::Credentials;
+use crate::policy::{describe, network_policy, secret_values};
+use crate::session::VercelSession;
+use crate::validate;
+use crate::wire::SessionEnvelope;
+
+/// Provider id recorded in snapshot and session references.
+pub const PROVIDER_ID: &str = "vercel";
+
+/// The tag naming the Sandkit workspace a sandbox was created for.
+pub const WORKSPACE_TAG: &str = "sandkit-workspace";
+
+/// Longest tag value Vercel accepts.
+const MAX_TAG_VALUE: usize = 256;
+
+/// What Vercel Sandbox can do (§9 of the API contract).
+pub(crate) fn capabilities(settings: &Settings) -> Capabilities {
+    Capabilities {
+        ports: Some(PortCapabilities {
+            min: 1024,
+            max: 65535,
+            max_count: 15,
+        }),
+        extend_timeout: true,
+        background_processes: true,
+        network: NetworkCapabilities {
+            allow_all: true,
+            deny_all: true,
+            allow_services: true,
+            header_injection: true,
+        },
+        snapshot_delete: true,
+        fork: true,
+        cross_process_attach: true,
+        max_timeout: Some(settings.max_timeout),
+    }
+}
+
+/// The Vercel Sandbox provider (id `vercel`), speaking the REST API directly.
+///
+/// One durable command costs three API calls: create (from the head snapshot, with the
+/// effective network policy), run (wait + logs, streamed) and snapshot.
+#[derive(Clone)]
+pub struct VercelProvider {
+    client: Arc<ApiClient>,
+    settings: Arc<Settings>,
+    caps: Capabilities,
+}
+
+impl fmt::Debug for VercelProvider {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("VercelProvider")
+            .field("base_url", &self.client.base_url().as_str())
+            .field("credentials", self.client.credentials())
+            .field("settings", &self.settings)
+            .finish()
+    }
+}
+
+impl VercelProvider {
+    pub(crate) fn new(client: Arc<ApiClient>, settings: Settings, caps: Capabilities) -> Self {
+        VercelProvider {
+            client,
+            settings: Arc::new(settings),
+            caps,
+        }
+    }
+
+    /// A builder with the defaults (credentials from the environment unless given).
+    pub fn builder() -> VercelProviderBuilder {
+        VercelProviderBuilder::default()
+    }
+
+    /// A provider with default settings and credentials from the environment
+    /// (`VERCEL_OIDC_TOKEN`, or `VERCEL_TOKEN` + `VERCEL_TEAM_ID` + `VERCEL_PROJECT_ID`).
+    ///
+    /// # Errors
+    /// `Credentials` naming the variables to set.
+    pub fn from_env() -> Result<Self> {
+        Self::builder().build()
+    }
+
+    /// The API base URL.
+    pub fn base_url(&self) -> &str {
+        self.client.base_url().as_str()
+    }
+
+    /// The credentials in use (`Debug` redacts the token).
+    pub fn credentials(&self) -> &Credentials {
+        self.client.credentials()
+    }
+
+    fn check_provider(&self, provider: &str, what: &str) -> Result<()> {
+        if provider == PROVIDER_ID {
+            Ok(())
+        } else {
+            Err(Error::invalid_input(format!(
+                "{what} belongs to provider {provider:?}, not {PROVIDER_ID:?}; use the provider that created it"
+            )))
+        }
+    }
+
+    /// Checks a start request and builds the create body (`POST /v3/sandboxes`).
+    fn create_body(&self, spec: &StartSpec) -> Result<Value> {
+        let timeout = if spec.timeout.is_zero() {
+            self.settings.default_timeout
+        } else {
+            spec.timeout
+        };
+        validate::session_timeout(timeout, self.settings.max_timeout)?;
+        self.caps.check_ports(PROVIDER_ID, &spec.ports)?;
+        validate::distinct_ports(&spec.ports)?;
+        let vcpus = spec.vcpus.or(self.settings.vcpus);
+        validate::vcpus(vcpus)?;
+        self.caps.check_rules(PROVIDER_ID, &spec.rules)?;
+        validate::rules(&spec.rules)?;
+        let workspace = spec.workspace_id.as_str();
+        if workspace.len() > MAX_TAG_VALUE {
+            return Err(Error::invalid_input(format!(
+                "workspace id is {} bytes; Vercel tags hold at most {MAX_TAG_VALUE}",
+                workspace.len()
+            )));
+        }
+        if let Some(from) = &spec.from {
+            self.check_provider(&from.provider, "the snapshot to start from")?;
+        }
+
+        let mut body = Map::new();
+        body.insert("projectId".into(), json!(self.credentials().project_id()));
+        if let Some(from) = &spec.from {
+            body.insert(
+                "source".into(),
+                json!({"type": "snapshot", "snapshotId": from.id}),
+            );
+        }
+        body.insert("ports".into(), json!(spec.ports));
+        body.insert("timeout".into(), json!(validate::ms(timeout)));
+        if let Some(n) = vcpus {
+            body.insert("resources".into(), json!({ "vcpus": n }));
+        }
+        body.insert("persistent".into(), json!(false));
+        body.insert("networkPolicy".into(), network_policy(&spec.rules));
+        body.insert("tags".into(), json!({ WORKSPACE_TAG: workspace }));
+        if let Some(region) = &self.settings.region {
+            body.insert("region".into(), json!(region));
+        }
+        Ok(Value::Object(body))
+    }
+}
+
+fn mentions_snapshot(failure: &Failure) -> bool {
+    match failure {
+        Failure::Status { code, message, .. } => [code, message]
+            .into_iter()
+            .flatten()
+            .any(|t| t.to_ascii_lowercase().contains("snapshot")),
+        _ => false,
+    }
+}
+
+#[async_trait]
+impl Provider for VercelProvider {
+    fn id(&self) -> &str {
+        PROVIDER_ID
+    }
+
+    fn capabilities(&self) -> &Capabilities {
+        &self.caps
+    }
+
+    async fn start(&self, spec: StartSpec) -> Result<Box<dyn ProviderSession>> {
+        let body = self.create_body(&spec)?;
+        let call = Call::post("create sandbox", &["v3", "sandboxes"])
+            .body(body)
+            .secrets(secret_values(&spec.rules));
+        let created: SessionEnvelope = match self.client.json(&call).await {
+            Ok(created) => created,
+            Err(failure) => {
+                let status = failure.status().map(|(s, _)| s);
+                let snapshot_gone = spec.from.is_some()
+                    && (status == Some(410)
+                        || (status == Some(404) && mentions_snapshot(&failure)));
+                let error = self.client.error(&call, failure);
+                return Err(match (&spec.from, snapshot_gone) {
+                    (Some(from), true) => Error::snapshot_unavailable(format!(
+                        "snapshot {} is no longer available at Vercel (expired or deleted); \
+                         start fresh or from another snapshot",
+                        from.id
+                    ))
+                    .with_source(error),
+                    _ => error,
+                });
+            }
+        };
+        info!(
+            session = %created.session.id,
+            workspace = %spec.workspace_id,
+            from = ?spec.from.as_ref().map(|s| &s.id),
+            policy = %describe(&spec.rules),
+            "vercel sandbox started"
+        );
+        Ok(Box::new(VercelSession::new(
+            self.client.clone(),
+            self.settings.clone(),
+            created,
+        )))
+    }
+
+    async fn attach(&self, session: &SessionRef) -> Result<Box<dyn ProviderSession>> {
+        self.check_provider(&session.provider, "the session")?;
+        let call = Call::get("get session", &["v2", "sandboxes", "sessions", &session.id]);
+        let unavailable = |why: String| {
+            Error::session_unavailable(format!(
+                "Vercel session {} {why}; start a new session",
+                session.id
+            ))
+        };
+        let found: SessionEnvelope = match self.client.json(&call).await {
+            Ok(found) => found,
+            Err(failure) => {
+                return Err(match failure.status() {
+                    Some((404, _)) => unavailable("does not exist".to_owned()),
+                    Some((410, _)) => unavailable("is stopped".to_owned()),
+                    _ => self.client.error(&call, failure),
+                });
+            }
+        };
+        let status = found.session.status;
+        if !status.is_live() {
+            return Err(unavailable(format!("is {}", status.as_str())));
+        }
+        Ok(Box::new(VercelSession::new(
+            self.client.clone(),
+            self.settings.clone(),
+            found,
+        )))
+    }
+
+    async fn delete_snapshot(&self, snapshot: &SnapshotRef) -> Result<()> {
+        self.check_provider(&snapshot.provider, "the snapshot")?;
+        let call = Call::delete(
+            "delete snapshot",
+            &["v2", "sandboxes", "snapshots", &snapshot.id],
+        );
+        match self.client.json::<Value>(&call).await {
+            Ok(_) => {
+                info!(snapshot = %snapshot.id, "vercel snapshot deleted");
+                Ok(())
+            }
+            Err(failure) if matches!(failure.status(), Some((404 | 410, _))) => Ok(()),
+            Err(failure) => Err(self.client.error(&call, failure)),
+        }
+    }
+}
