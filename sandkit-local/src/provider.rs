@@ -1,0 +1,495 @@
+//! [`LocalProvider`]: configuration, start, attach, snapshot deletion.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::fs;
+use std::ops::RangeInclusive;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use sandkit_core::{
+    Capabilities, Error, NetworkCapabilities, PortCapabilities, Provider, ProviderSession, Result,
+    SessionRef, SnapshotRef, StartSpec,
+};
+use sandkit_policies::FirewallRules;
+
+use crate::errors::{blocking, io_error, session_gone, snapshot_gone};
+use crate::layout::{Layout, SessionPaths, is_valid_id, new_id};
+use crate::meta::{self, PolicyKind, SessionMeta};
+use crate::netns;
+use crate::procs;
+use crate::session::LocalSession;
+use crate::snapshot::{Snapshots, index};
+
+/// Provider id recorded in session and snapshot references.
+pub const PROVIDER_ID: &str = "local";
+
+/// Session lifetime when a start spec asks for none (zero).
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5 * 60);
+
+/// How long `kill`, `stop` and `snapshot` wait after SIGTERM before SIGKILL.
+pub const DEFAULT_KILL_GRACE: Duration = Duration::from_secs(2);
+
+/// Most ports one session may declare by default.
+pub const DEFAULT_MAX_PORTS: usize = 15;
+
+/// `PATH` used when the host has none.
+const FALLBACK_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+/// Shared state of a provider and its sessions.
+pub(crate) struct Inner {
+    pub(crate) layout: Layout,
+    pub(crate) snapshots: Snapshots,
+    pub(crate) caps: Capabilities,
+    /// Base environment of every command (values never logged).
+    pub(crate) env: BTreeMap<String, String>,
+    pub(crate) default_timeout: Duration,
+    pub(crate) kill_grace: Duration,
+    pub(crate) netns: bool,
+}
+
+impl fmt::Debug for Inner {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("LocalProvider")
+            .field("root", &self.layout.root())
+            .field("env", &self.env.keys().collect::<Vec<_>>())
+            .field("default_timeout", &self.default_timeout)
+            .field("kill_grace", &self.kill_grace)
+            .field("network_namespaces", &self.netns)
+            .finish()
+    }
+}
+
+impl Inner {
+    /// The policy kind for `rules`, or `Unsupported` when they cannot be enforced here.
+    pub(crate) fn policy_kind(&self, rules: &FirewallRules) -> Result<PolicyKind> {
+        self.caps.check_rules(PROVIDER_ID, rules)?;
+        match rules {
+            FirewallRules::AllowAll => Ok(PolicyKind::AllowAll),
+            FirewallRules::DenyAll => Ok(PolicyKind::DenyAll),
+            FirewallRules::Allow(_) => Err(Error::unsupported(
+                "provider local cannot enforce an allow-services policy, so nothing was \
+                 started; use deny-all or allow-all locally, or the vercel provider",
+            )),
+        }
+    }
+
+    /// Stops the session's processes and removes its directory. Returns `false` when
+    /// there was no such session.
+    pub(crate) async fn end_session(&self, id: &str) -> Result<bool> {
+        let paths = self.layout.session(id);
+        let marked = {
+            let paths = paths.clone();
+            let id = id.to_owned();
+            blocking(move || {
+                match meta::update(&paths, &id, |m| {
+                    m.state = meta::SessionState::Stopping;
+                    Ok(m.groups())
+                }) {
+                    Ok(groups) => Ok(Some(groups)),
+                    Err(e) if e.kind() == &sandkit_core::ErrorKind::SessionUnavailable => Ok(None),
+                    Err(e) => Err(e),
+                }
+            })
+            .await?
+        };
+        let Some(groups) = marked else {
+            return Ok(false);
+        };
+        procs::terminate(&groups, self.kill_grace).await;
+        self.discard_dir(&paths)?;
+        Ok(true)
+    }
+
+    /// Moves a session directory to the trash (instantly) and deletes it in the
+    /// background.
+    pub(crate) fn discard_dir(&self, paths: &SessionPaths) -> Result<()> {
+        let name = paths
+            .dir
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let dest = self
+            .layout
+            .trash()
+            .join(format!("{name}-{}", uuid::Uuid::new_v4().simple()));
+        match fs::rename(&paths.dir, &dest) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+            Err(e) => return Err(io_error("removing the session directory", e)),
+        }
+        std::thread::spawn(move || remove_tree(&dest));
+        Ok(())
+    }
+}
+
+/// Deletes a tree, making read-only directories writable when needed.
+fn remove_tree(path: &Path) {
+    if fs::remove_dir_all(path).is_ok() || !path.exists() {
+        return;
+    }
+    use std::os::unix::fs::PermissionsExt;
+    for entry in walkdir::WalkDir::new(path)
+        .follow_links(false)
+        .into_iter()
+        .flatten()
+    {
+        if entry.file_type().is_dir() {
+            let _ = fs::set_permissions(entry.path(), fs::Permissions::from_mode(0o700));
+        }
+    }
+    if let Err(e) = fs::remove_dir_all(path) {
+        tracing::warn!(path = %path.display(), error = %e, "could not delete an ended session directory");
+    }
+}
+
+/// Builds a [`LocalProvider`]; start with [`LocalProvider::builder`].
+#[derive(Clone)]
+pub struct LocalProviderBuilder {
+    root: PathBuf,
+    default_timeout: Duration,
+    kill_grace: Duration,
+    ports: RangeInclusive<u16>,
+    max_ports: usize,
+    path: Option<String>,
+    env: BTreeMap<String, String>,
+}
+
+impl fmt::Debug for LocalProviderBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("LocalProviderBuilder")
+            .field("root", &self.root)
+            .field("default_timeout", &self.default_timeout)
+            .field("kill_grace", &self.kill_grace)
+            .field("ports", &self.ports)
+            .field("max_ports", &self.max_ports)
+            .field("env", &self.env.keys().collect::<Vec<_>>())
+            .finish()
+    }
+}
+
+impl LocalProviderBuilder {
+    /// Session lifetime used when a start spec asks for none (default 5 minutes).
+    pub fn default_timeout(mut self, timeout: Duration) -> Self {
+        self.default_timeout = timeout;
+        self
+    }
+
+    /// How long to wait after SIGTERM before SIGKILL when stopping processes
+    /// (default 2 s).
+    pub fn kill_grace(mut self, grace: Duration) -> Self {
+        self.kill_grace = grace;
+        self
+    }
+
+    /// Ports sessions may declare (default 1024–65535).
+    pub fn port_range(mut self, ports: RangeInclusive<u16>) -> Self {
+        self.ports = ports;
+        self
+    }
+
+    /// Most ports one session may declare (default 15).
+    pub fn max_ports(mut self, max: usize) -> Self {
+        self.max_ports = max;
+        self
+    }
+
+    /// `PATH` of commands (default: this process's `PATH`).
+    pub fn path(mut self, path: impl Into<String>) -> Self {
+        self.path = Some(path.into());
+        self
+    }
+
+    /// Adds a variable to the base environment of every command. Commands otherwise
+    /// get only `HOME` (the session directory), `PATH` and `LANG=C.UTF-8`; a command's
+    /// own variables win.
+    pub fn env(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
+        self.env.insert(key.into(), value.into());
+        self
+    }
+
+    /// Creates the directories under the root and detects network-namespace support.
+    pub fn build(self) -> Result<LocalProvider> {
+        if self.ports.is_empty() || *self.ports.start() == 0 {
+            return Err(Error::invalid_input(format!(
+                "port range {:?} is empty or includes port 0; pass e.g. 1024..=65535",
+                self.ports
+            )));
+        }
+        let layout = Layout::new(self.root.clone());
+        let snapshots = Snapshots::new(&layout);
+        for dir in [layout.sessions(), layout.trash()] {
+            fs::create_dir_all(&dir)
+                .map_err(|e| io_error(format!("creating {}", dir.display()), e))?;
+        }
+        snapshots
+            .init()
+            .map_err(|e| io_error("creating the snapshot store", e))?;
+        empty_trash(&layout);
+        let netns = netns::detect();
+        let caps = Capabilities {
+            ports: Some(PortCapabilities {
+                min: *self.ports.start(),
+                max: *self.ports.end(),
+                max_count: self.max_ports,
+            }),
+            extend_timeout: true,
+            background_processes: true,
+            network: NetworkCapabilities {
+                allow_all: true,
+                deny_all: netns,
+                allow_services: false,
+                header_injection: false,
+            },
+            snapshot_delete: true,
+            fork: true,
+            cross_process_attach: true,
+            max_timeout: None,
+        };
+        let mut env = BTreeMap::from([
+            (
+                "PATH".to_owned(),
+                self.path
+                    .or_else(|| std::env::var("PATH").ok())
+                    .unwrap_or_else(|| FALLBACK_PATH.to_owned()),
+            ),
+            ("LANG".to_owned(), "C.UTF-8".to_owned()),
+        ]);
+        env.extend(self.env);
+        tracing::debug!(root = %self.root.display(), network_namespaces = netns, "local provider ready");
+        Ok(LocalProvider {
+            inner: Arc::new(Inner {
+                layout,
+                snapshots,
+                caps,
+                env,
+                default_timeout: self.default_timeout,
+                kill_grace: self.kill_grace,
+                netns,
+            }),
+        })
+    }
+}
+
+/// Deletes what ended sessions left in the trash, in the background.
+fn empty_trash(layout: &Layout) {
+    let trash = layout.trash();
+    std::thread::spawn(move || {
+        for entry in fs::read_dir(&trash).into_iter().flatten().flatten() {
+            remove_tree(&entry.path());
+        }
+    });
+}
+
+/// The local provider: sessions are directories and processes on this machine.
+/// Clones share state. See the [crate docs](crate) for what it enforces.
+#[derive(Debug, Clone)]
+pub struct LocalProvider {
+    inner: Arc<Inner>,
+}
+
+impl LocalProvider {
+    /// A provider with default settings storing everything under `root`.
+    pub fn new(root: impl Into<PathBuf>) -> Result<LocalProvider> {
+        Self::builder(root).build()
+    }
+
+    /// A builder for a provider storing everything under `root`.
+    pub fn builder(root: impl Into<PathBuf>) -> LocalProviderBuilder {
+        LocalProviderBuilder {
+            root: root.into(),
+            default_timeout: DEFAULT_TIMEOUT,
+            kill_grace: DEFAULT_KILL_GRACE,
+            ports: 1024..=65535,
+            max_ports: DEFAULT_MAX_PORTS,
+            path: None,
+            env: BTreeMap::new(),
+        }
+    }
+
+    /// The provider root.
+    pub fn root(&self) -> &Path {
+        self.inner.layout.root()
+    }
+
+    /// Whether deny-all policies can be enforced here (network namespaces work).
+    pub fn enforces_deny_all(&self) -> bool {
+        self.inner.netns
+    }
+
+    /// The working directory of a live session (its `HOME` and default `cwd`).
+    pub fn work_dir(&self, session: &SessionRef) -> Result<PathBuf> {
+        check_provider(session)?;
+        if !is_valid_id(&session.id) {
+            return Err(session_gone(&session.id, "is unknown"));
+        }
+        let paths = self.inner.layout.session(&session.id);
+        match meta::read(&paths)? {
+            Some(_) => Ok(paths.work()),
+            None => Err(session_gone(&session.id, "is stopped or unknown")),
+        }
+    }
+
+    /// Stops every expired session (its processes and directory). Expired sessions
+    /// are otherwise stopped when next touched. Returns how many were stopped.
+    pub async fn reap_expired(&self) -> Result<usize> {
+        let sessions = self.inner.layout.sessions();
+        let ids = blocking(move || {
+            let listing = fs::read_dir(&sessions).map_err(|e| io_error("listing sessions", e))?;
+            Ok(listing
+                .flatten()
+                .filter_map(|e| e.file_name().to_str().map(str::to_owned))
+                .filter(|id| is_valid_id(id))
+                .collect::<Vec<_>>())
+        })
+        .await?;
+        let mut stopped = 0;
+        let now = sandkit_core::now();
+        for id in ids {
+            let paths = self.inner.layout.session(&id);
+            let expired = match meta::read(&paths) {
+                Ok(Some(m)) => m.expires_at <= now,
+                Ok(None) => false,
+                Err(e) => {
+                    tracing::warn!(session = %id, error = %e, "skipping an unreadable session");
+                    false
+                }
+            };
+            if expired && self.inner.end_session(&id).await? {
+                tracing::info!(session = %id, "stopped an expired local session");
+                stopped += 1;
+            }
+        }
+        Ok(stopped)
+    }
+}
+
+fn check_provider(session: &SessionRef) -> Result<()> {
+    if session.provider == PROVIDER_ID {
+        Ok(())
+    } else {
+        Err(Error::invalid_input(format!(
+            "session {} belongs to provider {}, not {PROVIDER_ID}; attach with that provider",
+            session.id, session.provider
+        )))
+    }
+}
+
+#[async_trait]
+impl Provider for LocalProvider {
+    fn id(&self) -> &str {
+        PROVIDER_ID
+    }
+
+    fn capabilities(&self) -> &Capabilities {
+        &self.inner.caps
+    }
+
+    async fn start(&self, spec: StartSpec) -> Result<Box<dyn ProviderSession>> {
+        let inner = &self.inner;
+        inner.caps.check_ports(PROVIDER_ID, &spec.ports)?;
+        let policy = inner.policy_kind(&spec.rules)?;
+        let from = match &spec.from {
+            Some(snap) if snap.provider != PROVIDER_ID => {
+                return Err(Error::snapshot_unavailable(format!(
+                    "snapshot {} was made by provider {}, which the local provider cannot \
+                     restore; reset the workspace or use that provider",
+                    snap.id, snap.provider
+                )));
+            }
+            Some(snap) if !is_valid_id(&snap.id) => return Err(snapshot_gone(&snap.id)),
+            Some(snap) => Some(snap.id.clone()),
+            None => None,
+        };
+        let timeout = if spec.timeout.is_zero() {
+            inner.default_timeout
+        } else {
+            spec.timeout
+        };
+        let lifetime = chrono::Duration::from_std(timeout).map_err(|_| {
+            Error::invalid_input(format!(
+                "timeout {timeout:?} is too long; pass at most a few years"
+            ))
+        })?;
+        let id = new_id("sbx");
+        let meta = SessionMeta::new(
+            id.clone(),
+            spec.workspace_id.to_string(),
+            sandkit_core::now() + lifetime,
+            spec.ports.clone(),
+            policy,
+            from.clone(),
+        );
+        let expires_at = meta.expires_at;
+        let provider = Arc::clone(inner);
+        let started = std::time::Instant::now();
+        blocking(move || create_session(&provider, &meta)).await?;
+        tracing::info!(session = %id, from = ?from, elapsed_ms = started.elapsed().as_millis() as u64, "local session started");
+        Ok(Box::new(LocalSession::new(
+            Arc::clone(inner),
+            id,
+            expires_at,
+        )))
+    }
+
+    async fn attach(&self, session: &SessionRef) -> Result<Box<dyn ProviderSession>> {
+        check_provider(session)?;
+        if !is_valid_id(&session.id) {
+            return Err(session_gone(&session.id, "is unknown"));
+        }
+        let handle = LocalSession::new(
+            Arc::clone(&self.inner),
+            session.id.clone(),
+            sandkit_core::now(),
+        );
+        handle.live().await?;
+        Ok(Box::new(handle))
+    }
+
+    async fn delete_snapshot(&self, snapshot: &SnapshotRef) -> Result<()> {
+        if snapshot.provider != PROVIDER_ID {
+            return Err(Error::invalid_input(format!(
+                "snapshot {} belongs to provider {}, not {PROVIDER_ID}",
+                snapshot.id, snapshot.provider
+            )));
+        }
+        let store = self.inner.snapshots.clone();
+        let id = snapshot.id.clone();
+        blocking(move || store.delete(&id)).await
+    }
+}
+
+/// Builds the session in a staging directory, then renames it into place, so no
+/// other process ever attaches to a half-restored session.
+fn create_session(inner: &Inner, meta: &SessionMeta) -> Result<()> {
+    let staging = SessionPaths::at(
+        inner
+            .layout
+            .sessions()
+            .join(format!(".starting-{}", meta.id)),
+    );
+    let built = (|| {
+        fs::create_dir(&staging.dir).map_err(|e| io_error("creating the session directory", e))?;
+        fs::create_dir(staging.procs())
+            .map_err(|e| io_error("creating the session directory", e))?;
+        match &meta.from_snapshot {
+            Some(snap) => {
+                let entries = inner.snapshots.restore(snap, &staging.work())?;
+                if let Err(e) = index::save(&staging.index(), &entries) {
+                    tracing::warn!(error = %e, "could not save the snapshot index; the next snapshot re-reads every file");
+                }
+            }
+            None => fs::create_dir(staging.work())
+                .map_err(|e| io_error("creating the session directory", e))?,
+        }
+        meta::create(&staging, meta)?;
+        fs::rename(&staging.dir, inner.layout.session(&meta.id).dir)
+            .map_err(|e| io_error("publishing the session directory", e))
+    })();
+    if built.is_err() {
+        remove_tree(&staging.dir);
+    }
+    built
+}

@@ -1,0 +1,480 @@
+//! [`LocalSession`]: one live session (a directory plus the processes started in it).
+
+use std::fmt;
+use std::process::Stdio;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use sandkit_core::{
+    Error, ExecSpec, LogStream, ProcessHandle, ProcessInfo, ProviderSession, Result, SessionRef,
+    SnapshotRef,
+};
+use sandkit_policies::FirewallRules;
+
+use crate::background::{self, SUPERVISOR, SUPERVISOR_NAME, Watch};
+use crate::errors::{blocking, io_error, session_gone};
+use crate::foreground;
+use crate::launch::{self, Isolation};
+use crate::layout::{SessionPaths, new_id};
+use crate::meta::{self, PolicyKind, ProcessRecord, SessionMeta, SessionState};
+use crate::procs::{self, Group};
+use crate::provider::{Inner, PROVIDER_ID};
+
+/// A handle on a local session. Every call re-reads the session metadata, so handles
+/// in different OS processes see the same session.
+pub(crate) struct LocalSession {
+    inner: Arc<Inner>,
+    id: String,
+    paths: SessionPaths,
+    expires_at: Mutex<DateTime<Utc>>,
+}
+
+impl fmt::Debug for LocalSession {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("LocalSession")
+            .field("id", &self.id)
+            .field("dir", &self.paths.dir)
+            .finish()
+    }
+}
+
+/// What a command needs from the session, resolved before it starts.
+struct Launch {
+    meta: SessionMeta,
+    cwd: std::path::PathBuf,
+    env: std::collections::BTreeMap<String, String>,
+    isolation: Isolation,
+}
+
+impl LocalSession {
+    pub(crate) fn new(inner: Arc<Inner>, id: String, expires_at: DateTime<Utc>) -> Self {
+        let paths = inner.layout.session(&id);
+        LocalSession {
+            inner,
+            id,
+            paths,
+            expires_at: Mutex::new(expires_at),
+        }
+    }
+
+    fn cached_expiry(&self) -> MutexGuard<'_, DateTime<Utc>> {
+        self.expires_at
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// The metadata of a live session. A stopped, snapshotted or unknown session is
+    /// `SessionUnavailable`; an expired one is stopped now, then reported unavailable.
+    pub(crate) async fn live(&self) -> Result<SessionMeta> {
+        let paths = self.paths.clone();
+        let meta = blocking(move || meta::read(&paths))
+            .await?
+            .ok_or_else(|| session_gone(&self.id, "is stopped or unknown"))?;
+        if meta.state != SessionState::Live {
+            return Err(session_gone(&self.id, "was snapshotted or stopped"));
+        }
+        if meta.expires_at <= sandkit_core::now() {
+            tracing::info!(session = %self.id, "stopping an expired local session");
+            self.inner.end_session(&self.id).await?;
+            return Err(session_gone(
+                &self.id,
+                "expired (extend sessions that need longer)",
+            ));
+        }
+        *self.cached_expiry() = meta.expires_at;
+        Ok(meta)
+    }
+
+    async fn update<R: Send + 'static>(
+        &self,
+        change: impl FnOnce(&mut SessionMeta) -> Result<R> + Send + 'static,
+    ) -> Result<R> {
+        let paths = self.paths.clone();
+        let id = self.id.clone();
+        blocking(move || meta::update(&paths, &id, change)).await
+    }
+
+    fn isolation(&self, policy: PolicyKind) -> Result<Isolation> {
+        match policy {
+            PolicyKind::AllowAll => Ok(Isolation::None),
+            PolicyKind::DenyAll if self.inner.netns => Ok(Isolation::DenyAll),
+            PolicyKind::DenyAll => Err(Error::unsupported(
+                "this session's deny-all policy cannot be enforced on this machine (network \
+                 namespaces are unavailable), so the command was not started",
+            )),
+        }
+    }
+
+    async fn prepare(&self, spec: &ExecSpec) -> Result<Launch> {
+        if spec.command.is_empty() {
+            return Err(Error::invalid_input(
+                "command is empty; pass an executable name",
+            ));
+        }
+        let meta = self.live().await?;
+        let isolation = self.isolation(meta.policy)?;
+        let work = self.paths.work();
+        let cwd = launch::resolve_cwd(&work, spec.cwd.as_deref())?;
+        let env = launch::environment(&self.inner.env, &work, spec);
+        Ok(Launch {
+            meta,
+            cwd,
+            env,
+            isolation,
+        })
+    }
+
+    /// Records a started process; if the session ended meanwhile, kills it.
+    async fn register(&self, record: ProcessRecord) -> Result<()> {
+        let group = record.group();
+        let registered = self
+            .update(move |m| {
+                if m.state != SessionState::Live {
+                    return Err(session_gone(&m.id, "was snapshotted or stopped"));
+                }
+                // Forget finished foreground commands whose whole group has ended.
+                let groups: Vec<Group> = m.processes.iter().map(ProcessRecord::group).collect();
+                let alive = procs::alive_groups(&groups);
+                m.processes.retain(|p| {
+                    p.background || p.exit_code.is_none() || alive.contains(&p.group())
+                });
+                m.processes.push(record);
+                Ok(())
+            })
+            .await;
+        if registered.is_err() {
+            procs::kill_now(&[group]).await;
+        }
+        registered
+    }
+
+    fn record(&self, id: &str, spec: &ExecSpec, pid: i32, background: bool) -> ProcessRecord {
+        let group = Group::of_leader(pid);
+        let file = |ext: &str| background.then(|| format!("procs/{id}.{ext}"));
+        ProcessRecord {
+            id: id.to_owned(),
+            background,
+            command: std::iter::once(spec.command.clone())
+                .chain(spec.args.iter().cloned())
+                .collect(),
+            pid,
+            pgid: group.pgid,
+            start_ticks: group.start_ticks,
+            started_at: sandkit_core::now(),
+            stdout_log: file("out"),
+            stderr_log: file("err"),
+            exit_file: file("exit"),
+            exit_code: None,
+        }
+    }
+
+    fn watch(&self, record: &ProcessRecord) -> Option<Watch> {
+        Some(Watch {
+            exit_file: self.paths.dir.join(record.exit_file.as_ref()?),
+            group: record.group(),
+        })
+    }
+
+    fn exit_code(&self, record: &ProcessRecord) -> Option<i32> {
+        record.exit_code.or_else(|| match self.watch(record) {
+            Some(w) => w.exit_code(),
+            None => (!record.group().leader_running()).then_some(-1),
+        })
+    }
+
+    fn find(&self, meta: &SessionMeta, process_id: &str) -> Result<ProcessRecord> {
+        meta.process(process_id).cloned().ok_or_else(|| {
+            Error::not_found(format!(
+                "process {process_id} is not a process of local session {}; list them with \
+                 `processes()`",
+                self.id
+            ))
+        })
+    }
+}
+
+#[async_trait]
+impl ProviderSession for LocalSession {
+    fn session_ref(&self) -> SessionRef {
+        SessionRef {
+            provider: PROVIDER_ID.to_owned(),
+            id: self.id.clone(),
+        }
+    }
+
+    fn expires_at(&self) -> Option<DateTime<Utc>> {
+        Some(*self.cached_expiry())
+    }
+
+    async fn set_policy(&self, rules: &FirewallRules) -> Result<()> {
+        let kind = self.inner.policy_kind(rules)?;
+        self.live().await?;
+        self.update(move |m| {
+            if kind == PolicyKind::DenyAll && m.policy == PolicyKind::AllowAll {
+                let running = procs::alive_groups(&m.groups()).len();
+                if running > 0 {
+                    return Err(Error::unsupported(format!(
+                        "{running} process(es) of this session run with network access and the \
+                         local provider cannot move them into a deny-all network namespace; \
+                         kill them first, then set the policy"
+                    )));
+                }
+            }
+            m.policy = kind;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn exec(&self, spec: ExecSpec) -> Result<ProcessHandle> {
+        let launch = self.prepare(&spec).await?;
+        let id = new_id("proc");
+        let mut cmd = launch::command(
+            &spec.command,
+            &spec.args,
+            &launch.cwd,
+            &launch.env,
+            launch.isolation,
+        );
+        cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
+        let child = match cmd.spawn() {
+            Ok(child) => child,
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::NotFound | std::io::ErrorKind::PermissionDenied
+                ) =>
+            {
+                return Ok(foreground::not_started(id, &spec.command, &e));
+            }
+            Err(e) => return Err(io_error(format!("starting {}", spec.command), e)),
+        };
+        let pid = child.id().map_or(0, |p| p as i32);
+        let record = self.record(&id, &spec, pid, false);
+        let group = record.group();
+        self.register(record).await?;
+        tracing::debug!(session = %self.id, process = %id, command = %spec.command, policy = ?launch.meta.policy, "exec");
+        let (sink, handle) = ProcessHandle::channel(id.clone());
+        let paths = self.paths.clone();
+        let session = self.id.clone();
+        let timeout = spec.timeout;
+        tokio::spawn(async move {
+            let code = foreground::supervise(child, group, timeout, &sink).await;
+            // Keep the record while processes it left behind still run, so that
+            // `stop` and `snapshot` end them too.
+            let forgotten = blocking(move || {
+                let lingering = group.alive();
+                meta::update(&paths, &session, |m| {
+                    if lingering {
+                        if let Some(p) = m.processes.iter_mut().find(|p| p.id == id) {
+                            p.exit_code = Some(code);
+                        }
+                    } else {
+                        m.processes.retain(|p| p.id != id);
+                    }
+                    Ok(())
+                })
+            })
+            .await;
+            if let Err(e) = forgotten {
+                tracing::debug!(error = %e, "finished command not unregistered (session ended)");
+            }
+            sink.finish(code);
+        });
+        Ok(handle)
+    }
+
+    async fn spawn(&self, spec: ExecSpec) -> Result<ProcessHandle> {
+        let launch = self.prepare(&spec).await?;
+        let id = new_id("proc");
+        let procs_dir = self.paths.procs();
+        let [out, err, exit] =
+            ["out", "err", "exit"].map(|ext| procs_dir.join(format!("{id}.{ext}")));
+        let logs = {
+            let (out, err) = (out.clone(), err.clone());
+            blocking(move || {
+                let open = |p: &std::path::Path| {
+                    std::fs::File::create(p).map_err(|e| io_error("creating a process log", e))
+                };
+                Ok((open(&out)?, open(&err)?))
+            })
+            .await?
+        };
+        let mut args = vec![
+            "-c".to_owned(),
+            SUPERVISOR.to_owned(),
+            SUPERVISOR_NAME.to_owned(),
+            exit.to_string_lossy().into_owned(),
+            spec.command.clone(),
+        ];
+        args.extend(spec.args.iter().cloned());
+        let mut cmd = launch::command("/bin/sh", &args, &launch.cwd, &launch.env, launch.isolation);
+        cmd.stdout(logs.0).stderr(logs.1);
+        let mut child = cmd
+            .spawn()
+            .map_err(|e| io_error("starting a background process with /bin/sh", e))?;
+        let pid = child.id().map_or(0, |p| p as i32);
+        let record = self.record(&id, &spec, pid, true);
+        let watch = Watch {
+            exit_file: exit,
+            group: record.group(),
+        };
+        self.register(record).await?;
+        tracing::debug!(session = %self.id, process = %id, command = %spec.command, policy = ?launch.meta.policy, "spawn");
+        // Reap the supervisor while this OS process lives; record how it ended if it
+        // could not (killed by SIGKILL).
+        let reaper = watch.clone();
+        tokio::spawn(async move {
+            if let Ok(status) = child.wait().await {
+                let code = foreground::exit_code(status);
+                let _ = blocking(move || {
+                    reaper.record_if_missing(code);
+                    Ok(())
+                })
+                .await;
+            }
+        });
+        Ok(background::handle(id, [out, err], watch))
+    }
+
+    async fn processes(&self) -> Result<Vec<ProcessInfo>> {
+        let meta = self.live().await?;
+        Ok(meta
+            .processes
+            .iter()
+            .filter(|p| p.background)
+            .map(|p| ProcessInfo {
+                id: p.id.clone(),
+                command: p.command.clone(),
+                exit_code: self.exit_code(p),
+            })
+            .collect())
+    }
+
+    async fn process_logs(&self, process_id: &str) -> Result<LogStream> {
+        let meta = self.live().await?;
+        let record = self.find(&meta, process_id)?;
+        let (Some(out), Some(err), Some(watch)) = (
+            record.stdout_log.as_ref(),
+            record.stderr_log.as_ref(),
+            self.watch(&record),
+        ) else {
+            return Err(Error::not_found(format!(
+                "process {process_id} ran in the foreground and kept no logs; start it with \
+                 `spawn` to read its logs later"
+            )));
+        };
+        Ok(background::follow(
+            [self.paths.dir.join(out), self.paths.dir.join(err)],
+            watch,
+        ))
+    }
+
+    async fn kill(&self, process_id: &str) -> Result<()> {
+        let meta = self.live().await?;
+        let record = self.find(&meta, process_id)?;
+        let group = record.group();
+        let killed = procs::terminate(&[group], self.inner.kill_grace).await;
+        if let Some(watch) = self.watch(&record) {
+            let code = if killed.is_empty() {
+                procs::signal_exit_code(libc::SIGTERM)
+            } else {
+                background::KILLED_EXIT_CODE
+            };
+            blocking(move || {
+                watch.record_if_missing(code);
+                Ok(())
+            })
+            .await?;
+        }
+        tracing::debug!(session = %self.id, process = %process_id, "killed");
+        Ok(())
+    }
+
+    async fn snapshot(&self) -> Result<SnapshotRef> {
+        self.live().await?;
+        let groups = self
+            .update(|m| {
+                if m.state != SessionState::Live {
+                    return Err(session_gone(&m.id, "was snapshotted or stopped"));
+                }
+                m.state = SessionState::Snapshotting;
+                Ok(m.groups())
+            })
+            .await?;
+        procs::terminate(&groups, self.inner.kill_grace).await;
+        let started = std::time::Instant::now();
+        let store = self.inner.snapshots.clone();
+        let paths = self.paths.clone();
+        let session = self.id.clone();
+        let created = blocking(move || store.create(&session, &paths.work(), &paths.index())).await;
+        match created {
+            Ok(snapshot) => {
+                self.inner.discard_dir(&self.paths)?;
+                tracing::info!(session = %self.id, %snapshot, elapsed_ms = started.elapsed().as_millis() as u64, "local snapshot taken; session ended");
+                Ok(SnapshotRef {
+                    provider: PROVIDER_ID.to_owned(),
+                    id: snapshot,
+                })
+            }
+            Err(e) => {
+                // The session stays usable (its processes were stopped) so the caller
+                // can retry or discard.
+                let reopened = self
+                    .update(|m| {
+                        m.state = SessionState::Live;
+                        Ok(())
+                    })
+                    .await;
+                if let Err(r) = reopened {
+                    tracing::warn!(error = %r, "could not reopen the session after a failed snapshot");
+                }
+                Err(e)
+            }
+        }
+    }
+
+    async fn stop(&self) -> Result<()> {
+        if self.inner.end_session(&self.id).await? {
+            tracing::info!(session = %self.id, "local session stopped");
+            Ok(())
+        } else {
+            Err(session_gone(&self.id, "is already stopped or unknown"))
+        }
+    }
+
+    async fn url(&self, port: u16) -> Result<String> {
+        let meta = self.live().await?;
+        if !meta.ports.contains(&port) {
+            return Err(Error::invalid_input(format!(
+                "port {port} was not declared when local session {} started (declared: {:?}); \
+                 add it to the workspace's exposed ports",
+                self.id, meta.ports
+            )));
+        }
+        if meta.policy == PolicyKind::DenyAll {
+            return Err(Error::unsupported(format!(
+                "port {port} of local session {} is unreachable: its deny-all commands run in \
+                 their own network namespace; use allow-all to serve ports locally",
+                self.id
+            )));
+        }
+        Ok(format!("http://127.0.0.1:{port}"))
+    }
+
+    async fn extend(&self, by: Duration) -> Result<DateTime<Utc>> {
+        let by = chrono::Duration::from_std(by)
+            .map_err(|_| Error::invalid_input("extension is too long; pass at most a few years"))?;
+        self.live().await?;
+        let expires_at = self
+            .update(move |m| {
+                m.expires_at += by;
+                Ok(m.expires_at)
+            })
+            .await?;
+        *self.cached_expiry() = expires_at;
+        Ok(expires_at)
+    }
+}

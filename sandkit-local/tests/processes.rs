@@ -1,0 +1,282 @@
+//! Real processes: timeouts kill whole trees, background processes outlive their
+//! handles, expiry stops everything, commands get a clean environment.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{process_running, provider, run, sh, shell, start, start_with};
+use futures::StreamExt;
+use sandkit_core::{ErrorKind, ExecSpec, LogBuffer, ProviderSession, StdStream};
+
+fn pids(text: &str) -> Vec<i32> {
+    text.split_whitespace()
+        .map(|p| p.parse().expect("pid"))
+        .collect()
+}
+
+fn group_has_running_members(pgid: i32) -> bool {
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
+        .filter(|pid| process_running(*pid))
+        .filter_map(|pid| std::fs::read_to_string(format!("/proc/{pid}/stat")).ok())
+        .any(|stat| {
+            let rest = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
+            rest.split_whitespace().nth(2) == Some(&pgid.to_string())
+        })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_timeout_kills_the_whole_process_tree() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = provider(dir.path());
+    let s = start(&p).await;
+    let mut spec = shell("sleep 100 & echo $$ $!; sleep 100");
+    spec.timeout = Some(Duration::from_millis(500));
+    let started = std::time::Instant::now();
+    let r = run(&*s, spec).await;
+    assert_eq!(r.code, 137, "{r:?}");
+    assert!(started.elapsed() < Duration::from_secs(10));
+    let [leader, child] = pids(&r.stdout)[..] else {
+        panic!("expected two pids: {r:?}");
+    };
+    assert!(!process_running(leader), "the shell survived");
+    assert!(!process_running(child), "the background sleep survived");
+    assert!(!group_has_running_members(leader));
+    s.stop().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn background_processes_outlive_their_handles_and_replay_logs() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = provider(dir.path());
+    let s = start(&p).await;
+    let handle = s
+        .spawn(shell("echo one; sleep 0.2; echo two; echo err >&2; exit 4"))
+        .await
+        .unwrap();
+    let id = handle.id.clone();
+    drop(handle);
+    let mut out = String::new();
+    let mut err = String::new();
+    let mut logs = s.process_logs(&id).await.unwrap();
+    while let Some(chunk) = logs.next().await {
+        let chunk = chunk.unwrap();
+        match chunk.stream {
+            StdStream::Stdout => out.push_str(&chunk.chunk),
+            StdStream::Stderr => err.push_str(&chunk.chunk),
+        }
+    }
+    assert_eq!((out.as_str(), err.as_str()), ("one\ntwo\n", "err\n"));
+    let info = s.processes().await.unwrap();
+    let me = info.iter().find(|pi| pi.id == id).unwrap();
+    assert_eq!(me.exit_code, Some(4));
+    assert_eq!(
+        me.command,
+        [
+            "sh",
+            "-c",
+            "echo one; sleep 0.2; echo two; echo err >&2; exit 4"
+        ]
+    );
+
+    let err = s.kill("proc_unknown").await.unwrap_err();
+    assert_eq!(err.kind(), &ErrorKind::NotFound);
+    let err = s
+        .process_logs("proc_unknown")
+        .await
+        .err()
+        .expect("unknown process");
+    assert_eq!(err.kind(), &ErrorKind::NotFound);
+    s.stop().await.unwrap();
+}
+
+/// Reads the first stdout line of a background process (its pid, by convention here).
+async fn first_line(s: &dyn ProviderSession, id: &str) -> i32 {
+    let mut logs = s.process_logs(id).await.unwrap();
+    let mut text = String::new();
+    while !text.contains('\n') {
+        let chunk = tokio::time::timeout(Duration::from_secs(10), logs.next())
+            .await
+            .expect("output in time")
+            .expect("output")
+            .unwrap();
+        text.push_str(&chunk.chunk);
+    }
+    text.trim().parse().unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_and_stop_end_background_processes() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = provider(dir.path());
+    let s = start(&p).await;
+    let a = s.spawn(shell("echo $$; exec sleep 60")).await.unwrap();
+    let b = s.spawn(shell("echo $$; exec sleep 60")).await.unwrap();
+    let pid_a = first_line(&*s, &a.id).await;
+    let pid_b = first_line(&*s, &b.id).await;
+    assert!(process_running(pid_a) && process_running(pid_b));
+    s.kill(&a.id).await.unwrap();
+    assert!(!process_running(pid_a));
+    assert_eq!(a.exit.await.unwrap(), 143, "SIGTERM");
+    let listed = s.processes().await.unwrap();
+    assert_eq!(
+        listed.iter().find(|pi| pi.id == b.id).unwrap().exit_code,
+        None
+    );
+    s.stop().await.unwrap();
+    assert!(!process_running(pid_b), "stop ends background processes");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn processes_left_behind_by_a_command_end_with_the_session() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = provider(dir.path());
+    let s = start(&p).await;
+    let r = sh(&*s, "sleep 60 >/dev/null 2>&1 & echo $!").await;
+    assert_eq!(r.code, 0);
+    let orphan: i32 = r.stdout.trim().parse().unwrap();
+    assert!(process_running(orphan));
+    // Later commands do not forget it.
+    assert_eq!(sh(&*s, "true").await.code, 0);
+    s.snapshot().await.unwrap();
+    assert!(
+        !process_running(orphan),
+        "commit ends what commands left running"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_expired_session_is_stopped_on_the_next_touch() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = provider(dir.path());
+    let mut spec = common::fresh("local-tests");
+    spec.timeout = Duration::from_secs(1);
+    let s = start_with(&p, spec).await;
+    let bg = s.spawn(shell("echo $$; exec sleep 60")).await.unwrap();
+    let pid = first_line(&*s, &bg.id).await;
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    assert!(process_running(pid), "nothing reaps without a touch");
+    let err = s.exec(shell("echo late")).await.unwrap_err();
+    assert_eq!(err.kind(), &ErrorKind::SessionUnavailable, "{err}");
+    assert!(
+        !process_running(pid),
+        "the expired session's processes were stopped"
+    );
+    let err = sandkit_core::Provider::attach(&p, &s.session_ref())
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), &ErrorKind::SessionUnavailable);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reap_expired_stops_sessions_nobody_touches() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = provider(dir.path());
+    let mut short = common::fresh("local-tests");
+    short.timeout = Duration::from_millis(300);
+    let expiring = start_with(&p, short).await;
+    let bg = expiring
+        .spawn(shell("echo $$; exec sleep 60"))
+        .await
+        .unwrap();
+    let pid = first_line(&*expiring, &bg.id).await;
+    let keeper = start(&p).await;
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    assert_eq!(p.reap_expired().await.unwrap(), 1);
+    assert!(!process_running(pid));
+    assert_eq!(sh(&*keeper, "echo alive").await.stdout, "alive\n");
+    keeper.stop().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn commands_get_a_clean_environment_and_stay_in_the_session() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = LocalProviderWithEnv::build(dir.path());
+    let s = start(&p).await;
+    let work = p.work_dir(&s.session_ref()).unwrap();
+    let env = sh(&*s, "env | sort").await.stdout;
+    let names: Vec<&str> = env
+        .lines()
+        .filter_map(|l| l.split_once('='))
+        .map(|(k, _)| k)
+        .collect();
+    for name in ["HOME", "LANG", "PATH", "TEAM"] {
+        assert!(names.contains(&name), "{name} missing from {names:?}");
+    }
+    assert!(
+        !names.iter().any(|n| n.starts_with("CARGO")),
+        "host variables leaked: {names:?}"
+    );
+    assert!(env.contains(&format!("HOME={}\n", work.display())));
+    assert!(env.contains("LANG=C.UTF-8\n"));
+    assert!(env.contains("TEAM=platform\n"));
+    assert_eq!(sh(&*s, "pwd").await.stdout, format!("{}\n", work.display()));
+
+    sh(&*s, "mkdir -p sub/dir").await;
+    let mut in_sub = shell("pwd");
+    in_sub.cwd = Some("sub/dir".into());
+    assert_eq!(
+        run(&*s, in_sub).await.stdout,
+        format!("{}/sub/dir\n", work.display())
+    );
+    for bad in ["..", "sub/../../..", "/tmp"] {
+        let mut escape = shell("pwd");
+        escape.cwd = Some(bad.into());
+        let err = s.exec(escape).await.unwrap_err();
+        assert_eq!(err.kind(), &ErrorKind::InvalidInput, "{bad}");
+    }
+    s.stop().await.unwrap();
+}
+
+/// A provider with one extra base variable.
+struct LocalProviderWithEnv;
+
+impl LocalProviderWithEnv {
+    fn build(root: &std::path::Path) -> sandkit_local::LocalProvider {
+        sandkit_local::LocalProvider::builder(root)
+            .env("TEAM", "platform")
+            .build()
+            .unwrap()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn output_split_inside_a_character_arrives_whole() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = provider(dir.path());
+    let s = start(&p).await;
+    // 'é' is \303\251: its two bytes are written 200 ms apart.
+    let handle = s
+        .exec(shell(
+            "printf '\\303'; sleep 0.2; printf '\\251 ok\\n'; printf '\\377\\n'",
+        ))
+        .await
+        .unwrap();
+    let log = LogBuffer::default();
+    assert_eq!(log.pump(handle).await.unwrap(), 0);
+    assert_eq!(log.collect().0, "é ok\n\u{FFFD}\n");
+    s.stop().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_missing_program_exits_127_like_a_shell() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = provider(dir.path());
+    let s = start(&p).await;
+    let r = run(
+        &*s,
+        ExecSpec {
+            command: "sandkit-no-such-program".into(),
+            ..ExecSpec::default()
+        },
+    )
+    .await;
+    assert_eq!(r.code, 127);
+    assert!(r.stderr.contains("command not found"), "{r:?}");
+    let err = s.exec(ExecSpec::default()).await.unwrap_err();
+    assert_eq!(err.kind(), &ErrorKind::InvalidInput);
+    s.stop().await.unwrap();
+}
