@@ -1,3 +1,89 @@
-//! The sandkit command-line tool
+//! The `sandkit` command: durable workspaces, runs, sessions and policies from a shell.
+//!
+//! Exit codes: `run` and `session exec` pass the command's exit code through; otherwise
+//! 0 success, 1 failure, 2 invalid input (usage), 3 busy or lost a race, 4 not found.
 
-fn main() {}
+mod cli;
+mod commands;
+mod context;
+mod output;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+use sandkit_core::{Error, ErrorKind};
+use tracing_subscriber::EnvFilter;
+
+use cli::{Cli, Command};
+
+/// Exit code for Sandkit's own failures.
+fn exit_code(error: &Error) -> u8 {
+    match error.kind() {
+        ErrorKind::InvalidInput => 2,
+        ErrorKind::Busy | ErrorKind::Conflict => 3,
+        ErrorKind::NotFound | ErrorKind::NoActiveSession => 4,
+        _ => 1,
+    }
+}
+
+fn init_tracing(verbose: u8) {
+    let default = match verbose {
+        0 => "warn",
+        1 => "info,sqlx=warn,sea_orm=warn",
+        _ => "debug,sqlx=info,hyper=info,reqwest=info",
+    };
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .try_init();
+}
+
+async fn dispatch(cli: Cli) -> Result<i32, Error> {
+    let prepared = match &cli.command {
+        Command::Policy(command) => return commands::policy(command, cli.json),
+        Command::Migrate => return commands::migrate(&cli).await,
+        Command::Bootstrap(args) => return commands::bootstrap(&cli, args).await,
+        // Bad input must fail before anything is opened or written.
+        Command::Run(args) => Some(commands::run::prepare(args)?),
+        _ => None,
+    };
+    let ctx = context::open(&cli).await?;
+    match cli.command {
+        Command::Run(args) => {
+            let spec = prepared.ok_or_else(|| Error::invalid_input("run arguments missing"))?;
+            commands::run::run(&ctx, &args, spec).await
+        }
+        Command::Workspace(command) => commands::workspace::run(&ctx, command).await,
+        Command::Session(command) => commands::session::run(&ctx, command).await,
+        Command::Runs(args) => commands::runs::run(&ctx, args).await,
+        Command::Policy(_) | Command::Migrate | Command::Bootstrap(_) => Ok(0),
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_tracing(cli.verbose);
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("sandkit: error: cannot start the async runtime: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    let outcome = runtime.block_on(dispatch(cli));
+    // Background work of a finished command (e.g. its log pump) must not hold us up.
+    runtime.shutdown_timeout(std::time::Duration::from_millis(200));
+    match outcome {
+        Ok(code) => ExitCode::from(u8::try_from(code.clamp(0, 255)).unwrap_or(1)),
+        Err(e) => {
+            let message = e.to_string().replace('\n', " ");
+            eprintln!("sandkit: error: {message}");
+            ExitCode::from(exit_code(&e))
+        }
+    }
+}

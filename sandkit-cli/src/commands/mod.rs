@@ -1,0 +1,98 @@
+//! One module per top-level command.
+
+pub mod run;
+pub mod runs;
+pub mod session;
+pub mod workspace;
+
+use sandkit_core::Result;
+use serde_json::json as value;
+
+use crate::cli::{BootstrapArgs, Cli, PolicyCommand};
+use crate::context::{self, Context, SavedSetup, parse_policy};
+use crate::output::{Progress, json};
+
+/// `sandkit bootstrap`: save the setup definition and build its snapshot.
+pub async fn bootstrap(cli: &Cli, args: &BootstrapArgs) -> Result<i32> {
+    if args.clear {
+        context::save_setup(cli, None)?;
+        eprintln!("sandkit: setup forgotten; new workspaces start fresh");
+        return Ok(0);
+    }
+    let setup = SavedSetup {
+        command: args.setup.clone().unwrap_or_default(),
+        policy: args
+            .setup_policy
+            .clone()
+            .unwrap_or_else(|| "allow-all".to_owned()),
+    };
+    // Validate before saving anything.
+    setup.spec()?;
+    let previous = context::saved_setup(cli)?;
+    context::save_setup(cli, Some(&setup))?;
+    let built = async {
+        let ctx: Context = context::open(cli).await?;
+        let mut progress = Progress::new(cli.json);
+        progress.show("building the setup snapshot");
+        let result = ctx.sandkit.bootstrap().await;
+        progress.hide();
+        result.map(|()| ctx)
+    }
+    .await;
+    match built {
+        Ok(ctx) => {
+            let id = ctx.sandkit.setup_id().unwrap_or_default().to_owned();
+            if cli.json {
+                json(&value!({ "setup": id, "command": setup.command, "policy": setup.policy }))?;
+            } else {
+                eprintln!("sandkit: setup snapshot ready ({id}); cold workspaces start from it");
+            }
+            Ok(0)
+        }
+        Err(e) => {
+            // Keep what was configured before: a failing setup changes nothing.
+            context::save_setup(cli, previous.as_ref())?;
+            Err(e)
+        }
+    }
+}
+
+/// `sandkit policy …` (no store or provider needed).
+pub fn policy(command: &PolicyCommand, as_json: bool) -> Result<i32> {
+    match command {
+        PolicyCommand::Show { spec } => {
+            let policy = parse_policy(spec)?.redacted();
+            if as_json {
+                json(&value!({ "description": policy.describe(), "policy": policy }))?;
+            } else {
+                println!("{}", policy.describe());
+                json(&policy)?;
+            }
+            Ok(0)
+        }
+        PolicyCommand::Check { spec, url } => {
+            let policy = parse_policy(spec)?;
+            let verdict = policy.evaluate(url);
+            if as_json {
+                json(&value!({
+                    "allowed": verdict.allowed,
+                    "service": verdict.service_id,
+                    "domain": verdict.domain,
+                    "reason": verdict.reason,
+                }))?;
+            } else if verdict.allowed {
+                println!("allowed: {}", verdict.reason);
+            } else {
+                println!("denied: {}", verdict.reason);
+            }
+            Ok(if verdict.allowed { 0 } else { 1 })
+        }
+    }
+}
+
+/// `sandkit migrate`.
+pub async fn migrate(cli: &Cli) -> Result<i32> {
+    context::open_store(cli).await?;
+    eprintln!("sandkit: database schema is up to date");
+    Ok(0)
+}

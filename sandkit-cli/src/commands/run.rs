@@ -1,0 +1,109 @@
+//! `sandkit run`: one durable command, streamed live, exit code passed through.
+
+use std::time::Duration;
+
+use futures::StreamExt;
+use sandkit_core::{Command, CommandPhase, CommandSpec, ErrorKind, Result, Workspace};
+
+use crate::cli::RunArgs;
+use crate::context::{Context, parse_policy};
+use crate::output::{Progress, write_chunk};
+
+/// How often `--wait` retries a busy workspace.
+const WAIT_POLL: Duration = Duration::from_millis(500);
+
+/// Builds and validates the command spec before anything is opened or written.
+pub fn prepare(args: &RunArgs) -> Result<CommandSpec> {
+    let mut spec =
+        CommandSpec::new(args.command[0].clone()).args(args.command[1..].iter().cloned());
+    if let Some(policy) = &args.policy {
+        spec = spec.policy(parse_policy(policy)?);
+    }
+    if let Some(timeout) = args.timeout {
+        spec = spec.timeout(timeout);
+    }
+    if let Some(cwd) = &args.cwd {
+        spec = spec.cwd(cwd.clone());
+    }
+    for (k, v) in &args.env {
+        spec = spec.env(k.clone(), v.clone());
+    }
+    if let Some(key) = &args.idempotency_key {
+        spec = spec.idempotency_key(key.clone());
+    }
+    spec.validate()?;
+    sandkit_core::WorkspaceId::new(args.workspace.as_str())?;
+    Ok(spec)
+}
+
+/// Runs the prepared command in the workspace (created if missing).
+pub async fn run(ctx: &Context, args: &RunArgs, spec: CommandSpec) -> Result<i32> {
+    let ws = ctx.workspace_or_create(&args.workspace, &[]).await?;
+    let cmd = start(&ws, spec, args.wait).await?;
+    follow(cmd).await
+}
+
+/// Starts the command, waiting out a busy workspace when asked.
+async fn start(ws: &Workspace, spec: CommandSpec, wait: bool) -> Result<Command> {
+    let mut announced = false;
+    loop {
+        match ws.spawn_command(spec.clone()).await {
+            Ok(cmd) => return Ok(cmd),
+            Err(e) if wait && e.kind() == &ErrorKind::Busy => {
+                if !announced {
+                    eprintln!("sandkit: waiting for workspace {}: {e}", ws.id());
+                    announced = true;
+                }
+                tokio::time::sleep(WAIT_POLL).await;
+            }
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// Streams output live, shows progress between phases, returns the exit code.
+async fn follow(cmd: Command) -> Result<i32> {
+    let mut progress = Progress::new(false);
+    let mut phase = cmd.phase();
+    let mut logs = cmd.logs();
+    let mut logs_done = false;
+    let mut phase_closed = false;
+    let mut shown = None;
+    loop {
+        let current = *phase.borrow_and_update();
+        if shown != Some(current) {
+            match current {
+                CommandPhase::Starting => progress.show("starting sandbox"),
+                CommandPhase::Committing => progress.show("snapshotting and committing"),
+                _ => progress.hide(),
+            }
+            shown = Some(current);
+        }
+        if logs_done && (phase_closed || current == CommandPhase::Done) {
+            break;
+        }
+        tokio::select! {
+            chunk = logs.next(), if !logs_done => match chunk {
+                Some(Ok(chunk)) => {
+                    progress.hide();
+                    shown = None;
+                    write_chunk(&chunk);
+                }
+                // Errors surface through wait() below.
+                Some(Err(_)) | None => logs_done = true,
+            },
+            changed = phase.changed(), if !phase_closed => {
+                phase_closed = changed.is_err();
+            }
+        }
+    }
+    progress.hide();
+    let result = cmd.wait().await?;
+    if result.replayed {
+        eprintln!(
+            "sandkit: idempotency key matched run {}; its recorded result was replayed",
+            result.run_id.as_ref().map(|r| r.as_str()).unwrap_or("?")
+        );
+    }
+    Ok(result.exit_code)
+}

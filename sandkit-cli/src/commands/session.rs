@@ -1,0 +1,160 @@
+//! `sandkit session …`: sessions that outlive the invocation that opened them.
+
+use sandkit_core::{CommandSpec, Result, SessionOptions};
+use serde_json::json as value;
+
+use crate::cli::SessionCommand;
+use crate::context::{Context, parse_policy};
+use crate::output::{Progress, json, pipe_logs, table, time, write_chunk};
+
+pub async fn run(ctx: &Context, command: SessionCommand) -> Result<i32> {
+    let kit = &ctx.sandkit;
+    match command {
+        SessionCommand::Open {
+            workspace,
+            timeout,
+            policy,
+            ports,
+        } => {
+            let ws = ctx.workspace_or_create(&workspace, &ports).await?;
+            let missing: Vec<u16> = ports
+                .iter()
+                .copied()
+                .filter(|p| !ws.record().sandbox_config.exposed_ports.contains(p))
+                .collect();
+            if !missing.is_empty() {
+                let mut all = ws.record().sandbox_config.exposed_ports.clone();
+                all.extend(missing);
+                ws.set_exposed_ports(all).await?;
+            }
+            let mut opts = SessionOptions::new();
+            if let Some(timeout) = timeout {
+                opts = opts.timeout(timeout);
+            }
+            if let Some(policy) = &policy {
+                opts = opts.policy(parse_policy(policy)?);
+            }
+            let mut progress = Progress::new(ctx.json);
+            progress.show("starting sandbox");
+            let session = ws.open_session(opts).await;
+            progress.hide();
+            let lease = session?.lease().await?;
+            if ctx.json {
+                json(&lease)?;
+            } else {
+                println!(
+                    "session {} open on workspace {workspace} until {}",
+                    lease.session_id.as_deref().unwrap_or("?"),
+                    time(lease.expires_at)
+                );
+            }
+        }
+        SessionCommand::Status { workspace } => {
+            let lease = kit.workspace(&workspace).await?.lease().await?;
+            if ctx.json {
+                json(&value!({ "workspace": workspace, "lease": lease }))?;
+            } else {
+                match lease {
+                    Some(l) => println!(
+                        "{} lease held by {} until {} ({}s left){}",
+                        l.kind.as_str(),
+                        l.holder,
+                        time(l.expires_at),
+                        l.remaining.as_secs(),
+                        l.session_id
+                            .map(|s| format!(", session {s}"))
+                            .unwrap_or_default()
+                    ),
+                    None => println!("no live session or command on workspace {workspace}"),
+                }
+            }
+        }
+        SessionCommand::Exec {
+            workspace,
+            policy,
+            command,
+        } => {
+            let session = kit.workspace(&workspace).await?.attach_session().await?;
+            let mut spec = CommandSpec::new(command[0].clone()).args(command[1..].iter().cloned());
+            if let Some(policy) = &policy {
+                spec = spec.policy(parse_policy(policy)?);
+            }
+            let result = session.exec(spec).await?;
+            write_chunk(&sandkit_core::LogChunk::stdout(result.stdout));
+            write_chunk(&sandkit_core::LogChunk::stderr(result.stderr));
+            return Ok(result.exit_code);
+        }
+        SessionCommand::Start { workspace, command } => {
+            let session = kit.workspace(&workspace).await?.attach_session().await?;
+            let spec = CommandSpec::new(command[0].clone()).args(command[1..].iter().cloned());
+            let process = session.start_process(spec).await?;
+            if ctx.json {
+                json(&value!({ "workspace": workspace, "process": process.id() }))?;
+            } else {
+                println!("{}", process.id());
+            }
+        }
+        SessionCommand::Logs {
+            workspace,
+            process,
+            follow,
+        } => {
+            let session = kit.workspace(&workspace).await?.attach_session().await?;
+            match process {
+                Some(id) => pipe_logs(session.process_logs(&id).await?, follow).await?,
+                None => {
+                    let processes = session.processes().await?;
+                    if ctx.json {
+                        json(&processes)?;
+                    } else {
+                        let rows: Vec<Vec<String>> = processes
+                            .iter()
+                            .map(|p| {
+                                vec![
+                                    p.id.clone(),
+                                    p.exit_code.map_or_else(
+                                        || "running".to_owned(),
+                                        |c| format!("exited {c}"),
+                                    ),
+                                    p.command.join(" "),
+                                ]
+                            })
+                            .collect();
+                        table(&["PROCESS", "STATE", "COMMAND"], &rows);
+                    }
+                }
+            }
+        }
+        SessionCommand::Url { workspace, port } => {
+            let session = kit.workspace(&workspace).await?.attach_session().await?;
+            println!("{}", session.url(port).await?);
+        }
+        SessionCommand::Extend { workspace, by } => {
+            let session = kit.workspace(&workspace).await?.attach_session().await?;
+            let until = session.extend(by).await?;
+            if ctx.json {
+                json(&value!({ "workspace": workspace, "expiresAt": until }))?;
+            } else {
+                println!(
+                    "session on workspace {workspace} extended until {}",
+                    time(until)
+                );
+            }
+        }
+        SessionCommand::Commit { workspace } => {
+            let session = kit.workspace(&workspace).await?.attach_session().await?;
+            let mut progress = Progress::new(ctx.json);
+            progress.show("snapshotting and committing");
+            let committed = session.commit().await;
+            progress.hide();
+            committed?;
+            eprintln!("sandkit: session committed; workspace {workspace} has a new head");
+        }
+        SessionCommand::Discard { workspace } => {
+            let session = kit.workspace(&workspace).await?.attach_session().await?;
+            session.discard().await?;
+            eprintln!("sandkit: session discarded; workspace {workspace} keeps its last commit");
+        }
+    }
+    Ok(0)
+}
