@@ -107,7 +107,10 @@ impl Inner {
                 batch = batch.policy_snapshot(snapshot.clone());
             }
             if let Some(run) = &req.run {
-                batch = batch.run(RunWrite::Insert(run.clone()));
+                // The run starts when its lease does, so the journal shows lease intervals.
+                let mut run = run.clone();
+                run.started_at = at;
+                batch = batch.run(RunWrite::Insert(run));
             }
             match self.store.apply(batch).await {
                 Ok(()) => {
@@ -154,13 +157,22 @@ impl Inner {
 
     /// Best-effort stop of a dead holder's provider session.
     async fn cleanup_expired(&self, ws: &WorkspaceRecord, old: &Lease) {
-        warn!(
-            workspace = %ws.id,
-            holder = %old.holder,
-            kind = old.kind.as_str(),
-            expired_at = %old.expires_at,
-            "recovering an expired lease"
-        );
+        if old.is_live(now()) {
+            warn!(
+                workspace = %ws.id,
+                holder = %old.holder,
+                kind = old.kind.as_str(),
+                "releasing the lease of a session lost at the provider"
+            );
+        } else {
+            warn!(
+                workspace = %ws.id,
+                holder = %old.holder,
+                kind = old.kind.as_str(),
+                expired_at = %old.expires_at,
+                "recovering an expired lease"
+            );
+        }
         let Some(session) = &old.session else {
             return;
         };

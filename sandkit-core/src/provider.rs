@@ -18,7 +18,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use futures::Stream;
 use futures::future::BoxFuture;
-use sandkit_policies::FirewallRules;
+use sandkit_policies::{FirewallRules, Policy, PolicyMode};
 use serde::{Deserialize, Serialize};
 use tokio::sync::{mpsc, oneshot};
 
@@ -75,6 +75,23 @@ pub struct Capabilities {
 }
 
 impl Capabilities {
+    /// Fails with `Unsupported` unless the provider enforces `policy`'s mode for real.
+    /// Checked before credentials are resolved, so an unenforceable policy is reported
+    /// as such rather than as a missing credential.
+    pub fn check_policy(&self, provider: &str, policy: &Policy) -> Result<()> {
+        let net = &self.network;
+        let (ok, what) = match policy.mode() {
+            PolicyMode::AllowAll => (net.allow_all, "allow-all"),
+            PolicyMode::DenyAll => (net.deny_all, "deny-all"),
+            _ if policy.requires_header_injection() => (
+                net.allow_services && net.header_injection,
+                "allow-services with credential header injection",
+            ),
+            _ => (net.allow_services, "allow-services"),
+        };
+        unsupported_unless(ok, provider, what)
+    }
+
     /// Fails with `Unsupported` unless the provider enforces `rules` for real.
     pub fn check_rules(&self, provider: &str, rules: &FirewallRules) -> Result<()> {
         let net = &self.network;
@@ -92,14 +109,7 @@ impl Capabilities {
                 }
             }
         };
-        if ok {
-            Ok(())
-        } else {
-            Err(Error::unsupported(format!(
-                "provider {provider} cannot enforce a {what} policy, so the command was not \
-                 started; use a provider that can (e.g. vercel) or a policy it supports"
-            )))
-        }
+        unsupported_unless(ok, provider, what)
     }
 
     /// Fails with `InvalidInput` / `Unsupported` unless `ports` can be exposed.
@@ -138,6 +148,17 @@ impl Capabilities {
             ))),
             _ => Ok(()),
         }
+    }
+}
+
+fn unsupported_unless(ok: bool, provider: &str, what: &str) -> Result<()> {
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::unsupported(format!(
+            "provider {provider} cannot enforce the {what} policy, so nothing was started; \
+             use a provider that can (e.g. vercel) or a policy it supports"
+        )))
     }
 }
 

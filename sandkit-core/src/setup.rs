@@ -172,6 +172,9 @@ impl Inner {
     }
 
     async fn run_setup_command(&self, def: &SetupDef) -> Result<SnapshotRef> {
+        self.provider
+            .capabilities()
+            .check_policy(self.provider.id(), &def.policy)?;
         let rules: FirewallRules = def.policy.compile(&*self.credentials)?;
         self.provider
             .capabilities()

@@ -252,6 +252,9 @@ impl Inner {
             .or(ws.policy.as_ref())
             .cloned()
             .unwrap_or_else(Policy::allow_all);
+        self.provider
+            .capabilities()
+            .check_policy(self.provider.id(), &policy)?;
         let rules = policy.compile(&*self.credentials)?;
         self.provider
             .capabilities()

@@ -13,6 +13,10 @@ use crate::provider::{VercelProvider, capabilities};
 /// The public Vercel API (paths such as `/v3/sandboxes` are appended).
 pub const DEFAULT_BASE_URL: &str = "https://vercel.com/api";
 
+/// Environment variable [`VercelProvider::from_env`](crate::VercelProvider::from_env)
+/// reads for another API base URL (a proxy, or the fake API in tests).
+pub const BASE_URL_VAR: &str = "SANDKIT_VERCEL_BASE_URL";
+
 /// Longest session lifetime on Pro and Enterprise plans. Hobby allows 45 minutes:
 /// set [`VercelProviderBuilder::max_timeout`] accordingly.
 pub const PRO_MAX_TIMEOUT: Duration = Duration::from_secs(24 * 60 * 60);

@@ -82,8 +82,8 @@ mod wire;
 pub mod fake;
 
 pub use config::{
-    DEFAULT_BASE_URL, HOBBY_MAX_TIMEOUT, PRO_MAX_TIMEOUT, RetryConfig, VercelProviderBuilder,
-    default_user_agent,
+    BASE_URL_VAR, DEFAULT_BASE_URL, HOBBY_MAX_TIMEOUT, PRO_MAX_TIMEOUT, RetryConfig,
+    VercelProviderBuilder, default_user_agent,
 };
 pub use credentials::{
     Credentials, OIDC_TOKEN_VAR, PROJECT_ID_VAR, TEAM_ID_VAR, TOKEN_VAR, TokenKind,

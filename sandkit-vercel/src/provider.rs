@@ -1,5 +1,6 @@
 //! [`VercelProvider`]: starts, attaches and deletes snapshots.
 
+use crate::config::BASE_URL_VAR;
 use std::fmt;
 use std::sync::Arc;
 
@@ -87,12 +88,20 @@ impl VercelProvider {
     }
 
     /// A provider with default settings and credentials from the environment
-    /// (`VERCEL_OIDC_TOKEN`, or `VERCEL_TOKEN` + `VERCEL_TEAM_ID` + `VERCEL_PROJECT_ID`).
+    /// (`VERCEL_OIDC_TOKEN`, or `VERCEL_TOKEN` + `VERCEL_TEAM_ID` + `VERCEL_PROJECT_ID`);
+    /// `SANDKIT_VERCEL_BASE_URL`, when set, replaces the API base URL.
     ///
     /// # Errors
     /// `Credentials` naming the variables to set.
     pub fn from_env() -> Result<Self> {
-        Self::builder().build()
+        let mut builder = Self::builder();
+        if let Some(url) = std::env::var(BASE_URL_VAR)
+            .ok()
+            .filter(|u| !u.trim().is_empty())
+        {
+            builder = builder.base_url(url);
+        }
+        builder.build()
     }
 
     /// The API base URL.
