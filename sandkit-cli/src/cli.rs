@@ -88,6 +88,9 @@ pub enum Command {
     /// Create or upgrade the database schema.
     #[command(after_help = "Example:\n  sandkit migrate --database postgres://app@db/app")]
     Migrate,
+    /// Generate Sandkit's schema for your project: SeaORM entities and migration, or SQL.
+    #[command(after_help = crate::commands::generate::EXAMPLES)]
+    Generate(crate::commands::generate::GenerateArgs),
 }
 
 /// `sandkit run`.

@@ -43,6 +43,7 @@ fn init_tracing(verbose: u8) {
 async fn dispatch(cli: Cli) -> Result<i32, Error> {
     let prepared = match &cli.command {
         Command::Policy(command) => return commands::policy(command, cli.json),
+        Command::Generate(args) => return commands::generate::run(args).await,
         Command::Migrate => return commands::migrate(&cli).await,
         Command::Bootstrap(args) => return commands::bootstrap(&cli, args).await,
         // Bad input must fail before anything is opened or written.
@@ -58,7 +59,9 @@ async fn dispatch(cli: Cli) -> Result<i32, Error> {
         Command::Workspace(command) => commands::workspace::run(&ctx, command).await,
         Command::Session(command) => commands::session::run(&ctx, command).await,
         Command::Runs(args) => commands::runs::run(&ctx, args).await,
-        Command::Policy(_) | Command::Migrate | Command::Bootstrap(_) => Ok(0),
+        Command::Policy(_) | Command::Migrate | Command::Bootstrap(_) | Command::Generate(_) => {
+            Ok(0)
+        }
     }
 }
 

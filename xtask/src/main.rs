@@ -4,6 +4,9 @@
 //!   `cargo test`) and the doctests. PostgreSQL and MariaDB tests use
 //!   `SANDKIT_TEST_POSTGRES_URL` / `SANDKIT_TEST_MYSQL_URL`; when unset and a server
 //!   answers on the default loopback port, the task points the tests at it.
+//! * `codegen [--check]` — regenerates the SeaORM adapter's checked-in entity and
+//!   migration sources from `sandkit-codegen`'s schema model; with `--check`, writes
+//!   nothing and fails naming every file that differs (CI runs this).
 
 use std::net::{SocketAddr, TcpStream};
 use std::process::{Command, ExitCode};
@@ -12,12 +15,15 @@ use std::time::Duration;
 const USAGE: &str = "usage: cargo xtask <task>
 
 tasks:
-  test      run the whole test suite (all crates, doctests)";
+  test               run the whole test suite (all crates, doctests)
+  codegen [--check]  regenerate the SeaORM adapter's entity/migration sources from the
+                     schema model (--check: fail when they differ, write nothing)";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let result = match args.first().map(String::as_str) {
         Some("test") => test(&args[1..]),
+        Some("codegen") => codegen(&args[1..]),
         Some("-h" | "--help") => {
             println!("{USAGE}");
             Ok(())
@@ -96,8 +102,64 @@ fn test(extra: &[String]) -> Result<(), String> {
     } else {
         eprintln!("xtask: cargo-nextest not installed; using cargo test");
         run(cargo()
-            .args(["test", "--workspace", "--no-fail-fast", "--lib", "--bins", "--tests"])
+            .args([
+                "test",
+                "--workspace",
+                "--no-fail-fast",
+                "--lib",
+                "--bins",
+                "--tests",
+            ])
             .args(extra))?;
     }
     run(cargo().args(["test", "--workspace", "--doc"]))
+}
+
+/// The SeaORM adapter crate, whose entity and migration sources are generated.
+fn adapter_dir() -> std::path::PathBuf {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("..")
+        .join("sandkit-adapter-seaorm");
+    dir.canonicalize().unwrap_or(dir)
+}
+
+fn codegen(args: &[String]) -> Result<(), String> {
+    let check = match args {
+        [] => false,
+        [flag] if flag == "--check" => true,
+        other => {
+            return Err(format!(
+                "unexpected arguments {other:?}; usage: cargo xtask codegen [--check]"
+            ));
+        }
+    };
+    let mut files = sandkit_codegen::adapter_sources().map_err(|e| e.to_string())?;
+    sandkit_codegen::format_files(&mut files).map_err(|e| e.to_string())?;
+    let root = adapter_dir();
+    if check {
+        let differing =
+            sandkit_codegen::output::differing(&root, &files).map_err(|e| e.to_string())?;
+        if differing.is_empty() {
+            eprintln!("xtask: {} generated files are up to date", files.len());
+            return Ok(());
+        }
+        let names: Vec<String> = differing
+            .iter()
+            .map(|p| format!("  {}", p.display()))
+            .collect();
+        return Err(format!(
+            "generated sources differ from the schema model:\n{}\nrun `cargo xtask codegen` and commit the result",
+            names.join("\n")
+        ));
+    }
+    let outcomes = sandkit_codegen::write_files(&root, &files, true).map_err(|e| e.to_string())?;
+    for outcome in outcomes {
+        let verdict = match outcome {
+            sandkit_codegen::WriteOutcome::Created(_) => "created",
+            sandkit_codegen::WriteOutcome::Replaced(_) => "updated",
+            sandkit_codegen::WriteOutcome::UpToDate(_) => "up to date",
+        };
+        eprintln!("xtask: {verdict}: {}", outcome.path().display());
+    }
+    Ok(())
 }

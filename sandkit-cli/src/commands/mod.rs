@@ -1,5 +1,6 @@
 //! One module per top-level command.
 
+pub mod generate;
 pub mod run;
 pub mod runs;
 pub mod session;

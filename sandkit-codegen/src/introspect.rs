@@ -1,0 +1,297 @@
+//! Reading which parts of Sandkit's schema an existing database holds
+//! (`information_schema` on PostgreSQL and MySQL, pragmas on SQLite).
+
+use sandkit_adapter_seaorm::SeaOrmStore;
+use sandkit_adapter_seaorm::sea_orm::{
+    ConnectionTrait, Database, DatabaseConnection, DbBackend, QueryResult, Statement,
+};
+use sandkit_core::{Error, Result};
+
+use crate::dialect::Dialect;
+use crate::plan::{ColumnState, DatabaseState, ForeignKeyState, TableState};
+use crate::schema::sandkit_schema;
+use crate::types::LogicalType;
+
+fn query_error(e: impl std::fmt::Display) -> Error {
+    Error::storage(format!(
+        "reading the database schema failed: {e}; check that the user may read \
+         information_schema (or the SQLite file)"
+    ))
+}
+
+/// Connects to `url` (read-only for SQLite, which is never created) and reads its
+/// Sandkit tables. The URL never appears in errors.
+///
+/// # Errors
+/// `InvalidInput` for an unsupported URL, `Storage` when the database cannot be
+/// reached or read.
+pub async fn introspect(url: &str) -> Result<(Dialect, DatabaseState)> {
+    let dialect = Dialect::from_url(url).ok_or_else(|| {
+        Error::invalid_input(
+            "unsupported --database-url scheme; use sqlite://PATH, postgres://USER@HOST/DB or \
+             mysql://USER@HOST/DB",
+        )
+    })?;
+    let url = if dialect == Dialect::Sqlite && !url.contains("mode=") {
+        let separator = if url.contains('?') { '&' } else { '?' };
+        format!("{url}{separator}mode=ro")
+    } else {
+        url.to_owned()
+    };
+    let options = SeaOrmStore::connect_options(&url)?;
+    let conn = Database::connect(options).await.map_err(|e| {
+        Error::storage(format!(
+            "could not connect to the {} database: {e}; check the URL, that the server is \
+             running (or the SQLite file exists) and the credentials",
+            dialect.display_name()
+        ))
+    })?;
+    let state = introspect_connection(&conn).await;
+    // Closing is best effort; the state is what matters.
+    let _ = conn.close().await;
+    Ok((dialect, state?))
+}
+
+/// Reads the Sandkit tables of an open connection.
+///
+/// # Errors
+/// `Storage` when the schema cannot be read.
+pub async fn introspect_connection(conn: &DatabaseConnection) -> Result<DatabaseState> {
+    match conn.get_database_backend() {
+        DbBackend::Postgres => postgres(conn).await,
+        DbBackend::MySql => mysql(conn).await,
+        _ => sqlite(conn).await,
+    }
+}
+
+fn table_names() -> String {
+    sandkit_schema()
+        .tables
+        .iter()
+        .map(|t| format!("'{}'", t.name))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+async fn rows(conn: &DatabaseConnection, sql: String) -> Result<Vec<QueryResult>> {
+    conn.query_all_raw(Statement::from_string(conn.get_database_backend(), sql))
+        .await
+        .map_err(query_error)
+}
+
+fn get<T: sandkit_adapter_seaorm::sea_orm::TryGetable>(
+    row: &QueryResult,
+    column: &str,
+) -> Result<T> {
+    row.try_get::<T>("", column).map_err(query_error)
+}
+
+async fn postgres(conn: &DatabaseConnection) -> Result<DatabaseState> {
+    let mut state = DatabaseState::default();
+    let names = table_names();
+    for row in rows(
+        conn,
+        format!(
+            "SELECT table_name::text AS t, column_name::text AS c, data_type::text AS ty, \
+             collation_name::text AS coll, is_nullable::text AS nullable \
+             FROM information_schema.columns \
+             WHERE table_schema = current_schema() AND table_name IN ({names})"
+        ),
+    )
+    .await?
+    {
+        let table: String = get(&row, "t")?;
+        let column = ColumnState {
+            data_type: get::<String>(&row, "ty")?.to_ascii_lowercase(),
+            collation: get(&row, "coll")?,
+            nullable: get::<String>(&row, "nullable")? == "YES",
+            datetime_precision: None,
+            integer_values: false,
+        };
+        state
+            .tables
+            .entry(table)
+            .or_default()
+            .columns
+            .insert(get(&row, "c")?, column);
+    }
+    for row in rows(
+        conn,
+        format!(
+            "SELECT tablename::text AS t, indexname::text AS i FROM pg_indexes \
+             WHERE schemaname = current_schema() AND tablename IN ({names})"
+        ),
+    )
+    .await?
+    {
+        let table: String = get(&row, "t")?;
+        if let Some(t) = state.tables.get_mut(&table) {
+            t.indexes.insert(get(&row, "i")?);
+        }
+    }
+    Ok(state)
+}
+
+async fn mysql(conn: &DatabaseConnection) -> Result<DatabaseState> {
+    let mut state = DatabaseState::default();
+    let names = table_names();
+    for row in rows(
+        conn,
+        format!(
+            "SELECT CAST(TABLE_NAME AS CHAR) AS t, CAST(TABLE_COLLATION AS CHAR) AS coll \
+             FROM information_schema.TABLES \
+             WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME IN ({names})"
+        ),
+    )
+    .await?
+    {
+        state.tables.insert(
+            get(&row, "t")?,
+            TableState {
+                collation: get(&row, "coll")?,
+                ..TableState::default()
+            },
+        );
+    }
+    for row in rows(
+        conn,
+        format!(
+            "SELECT CAST(TABLE_NAME AS CHAR) AS t, CAST(COLUMN_NAME AS CHAR) AS c, \
+             CAST(DATA_TYPE AS CHAR) AS ty, CAST(COLLATION_NAME AS CHAR) AS coll, \
+             CAST(IS_NULLABLE AS CHAR) AS nullable, \
+             CAST(COALESCE(DATETIME_PRECISION, 0) AS SIGNED) AS prec \
+             FROM information_schema.COLUMNS \
+             WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME IN ({names})"
+        ),
+    )
+    .await?
+    {
+        let table: String = get(&row, "t")?;
+        let column = ColumnState {
+            data_type: get::<String>(&row, "ty")?.to_ascii_lowercase(),
+            collation: get(&row, "coll")?,
+            nullable: get::<String>(&row, "nullable")? == "YES",
+            datetime_precision: Some(get(&row, "prec")?),
+            integer_values: false,
+        };
+        state
+            .tables
+            .entry(table)
+            .or_default()
+            .columns
+            .insert(get(&row, "c")?, column);
+    }
+    for row in rows(
+        conn,
+        format!(
+            "SELECT DISTINCT CAST(TABLE_NAME AS CHAR) AS t, CAST(INDEX_NAME AS CHAR) AS i \
+             FROM information_schema.STATISTICS \
+             WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME IN ({names})"
+        ),
+    )
+    .await?
+    {
+        let table: String = get(&row, "t")?;
+        if let Some(t) = state.tables.get_mut(&table) {
+            t.indexes.insert(get(&row, "i")?);
+        }
+    }
+    for row in rows(
+        conn,
+        format!(
+            "SELECT CAST(CONSTRAINT_NAME AS CHAR) AS name, CAST(TABLE_NAME AS CHAR) AS t, \
+             CAST(COLUMN_NAME AS CHAR) AS c, CAST(REFERENCED_TABLE_NAME AS CHAR) AS rt, \
+             CAST(REFERENCED_COLUMN_NAME AS CHAR) AS rc \
+             FROM information_schema.KEY_COLUMN_USAGE \
+             WHERE TABLE_SCHEMA = DATABASE() AND REFERENCED_TABLE_NAME IN ({names}) \
+             ORDER BY t, name"
+        ),
+    )
+    .await?
+    {
+        state.foreign_keys.push(ForeignKeyState {
+            name: get(&row, "name")?,
+            table: get(&row, "t")?,
+            column: get(&row, "c")?,
+            references_table: get(&row, "rt")?,
+            references_column: get(&row, "rc")?,
+        });
+    }
+    Ok(state)
+}
+
+async fn sqlite(conn: &DatabaseConnection) -> Result<DatabaseState> {
+    let schema = sandkit_schema();
+    let mut state = DatabaseState::default();
+    let existing: Vec<String> = rows(
+        conn,
+        format!(
+            "SELECT name AS t FROM sqlite_master WHERE type = 'table' AND name IN ({})",
+            table_names()
+        ),
+    )
+    .await?
+    .iter()
+    .map(|row| get(row, "t"))
+    .collect::<Result<_>>()?;
+    for name in existing {
+        let mut table = TableState::default();
+        for row in rows(
+            conn,
+            format!(
+                "SELECT name AS c, type AS ty, \"notnull\" AS nn FROM pragma_table_info('{name}')"
+            ),
+        )
+        .await?
+        {
+            let not_null: i64 = get(&row, "nn")?;
+            table.columns.insert(
+                get(&row, "c")?,
+                ColumnState {
+                    data_type: get::<String>(&row, "ty")?.to_ascii_lowercase(),
+                    nullable: not_null == 0,
+                    ..ColumnState::default()
+                },
+            );
+        }
+        for row in rows(
+            conn,
+            format!("SELECT name AS i FROM pragma_index_list('{name}')"),
+        )
+        .await?
+        {
+            table.indexes.insert(get(&row, "i")?);
+        }
+        let timestamps = schema
+            .table(&name)
+            .map(|t| {
+                t.columns
+                    .iter()
+                    .filter(|c| c.ty == LogicalType::Timestamp)
+                    .map(|c| c.name)
+                    .collect::<Vec<_>>()
+            })
+            .unwrap_or_default();
+        for column in timestamps {
+            let Some(found) = table.columns.get_mut(column) else {
+                continue;
+            };
+            let probe = rows(
+                conn,
+                format!(
+                    "SELECT COUNT(*) AS n FROM (SELECT 1 FROM \"{name}\" \
+                     WHERE typeof(\"{column}\") = 'integer' LIMIT 1)"
+                ),
+            )
+            .await?;
+            let count: i64 = probe
+                .first()
+                .map(|row| get(row, "n"))
+                .transpose()?
+                .unwrap_or(0);
+            found.integer_values = count > 0;
+        }
+        state.tables.insert(name, table);
+    }
+    Ok(state)
+}
