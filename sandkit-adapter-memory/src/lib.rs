@@ -191,6 +191,13 @@ impl State {
                     run.idempotency_key = None;
                 }
             }
+            RunWrite::SnapshotDeleted { id, at } => {
+                let run = self
+                    .runs
+                    .get_mut(&id)
+                    .ok_or_else(|| Error::not_found(format!("run {id} does not exist")))?;
+                run.snapshot_deleted_at = at;
+            }
         }
         Ok(())
     }
@@ -234,6 +241,12 @@ impl Store for MemoryStore {
                     .is_none_or(|p| w.name.starts_with(p.as_str()))
             })
             .filter(|w| query.parent.is_none() || w.parent == query.parent)
+            .filter(|w| {
+                query
+                    .head
+                    .as_ref()
+                    .is_none_or(|h| w.head.as_ref().is_some_and(|head| &head.id == h))
+            })
             .take(query.limit + 1)
             .cloned()
             .collect();
@@ -277,6 +290,16 @@ impl Store for MemoryStore {
         key: &str,
     ) -> Result<Option<RunRecord>> {
         Ok(self.lock().find_by_key(workspace, key).cloned())
+    }
+
+    async fn find_runs_by_snapshot(&self, snapshot_id: &str) -> Result<Vec<RunRecord>> {
+        Ok(self
+            .lock()
+            .runs
+            .values()
+            .filter(|r| r.snapshot.as_ref().is_some_and(|s| s.id == snapshot_id))
+            .cloned()
+            .collect())
     }
 
     async fn get_policy_snapshot(&self, id: &str) -> Result<Option<PolicySnapshot>> {

@@ -133,33 +133,21 @@ impl Workspace {
         let timeout = sandbox_timeout(&inner, &ws, spec.timeout);
         inner.check_sandbox_config(&ws, timeout)?;
 
-        let at = now();
-        let run = RunRecord {
-            id: RunId::generate(),
-            workspace_id: ws.id.clone(),
-            kind: RunKind::Command,
-            command: spec.command.clone(),
-            args: spec.args.clone(),
-            cwd: spec.cwd.clone(),
-            env_keys: spec.env.keys().cloned().collect(),
-            policy_description: policy.describe(),
-            policy_snapshot_id: Some(crate::ids::policy_snapshot_id()),
-            provider: inner.provider.id().to_owned(),
-            session_id: None,
-            status: RunStatus::Started,
-            exit_code: None,
-            stdout: None,
-            stderr: None,
-            stdout_truncated: false,
-            stderr_truncated: false,
-            base_snapshot: ws.head.clone(),
-            snapshot: None,
-            error: None,
-            idempotency_key: spec.idempotency_key.clone(),
-            holder: inner.config.holder.clone(),
-            started_at: at,
-            finished_at: None,
-        };
+        let mut run = RunRecord::started(
+            ws.id.clone(),
+            RunKind::Command,
+            spec.command.clone(),
+            inner.provider.id(),
+            inner.config.holder.clone(),
+        );
+        run.args = spec.args.clone();
+        run.cwd = spec.cwd.clone();
+        run.env_keys = spec.env.keys().cloned().collect();
+        run.policy_description = policy.describe();
+        run.policy_snapshot_id = Some(crate::ids::policy_snapshot_id());
+        run.base_snapshot = ws.head.clone();
+        run.idempotency_key = spec.idempotency_key.clone();
+        let at = run.started_at;
         let policy_snapshot = PolicySnapshot {
             id: run.policy_snapshot_id.clone().unwrap_or_default(),
             workspace_id: ws.id.clone(),
@@ -455,6 +443,7 @@ impl UnitOfWork {
             return Err(e);
         }
         info!(exit_code = ran.exit_code, snapshot = %ran.snapshot.id, "durable command committed");
+        self.inner.collect_in_background(self.ws.id.clone());
         let mut result = CommandResult::new(ran.exit_code, stdout, stderr);
         result.run_id = Some(self.run_id.clone());
         Ok(result)

@@ -33,9 +33,11 @@ mod durable;
 mod error;
 mod ids;
 mod lease;
+mod lifecycle;
 mod model;
 mod output;
 pub mod provider;
+mod retention;
 mod sandkit;
 mod session;
 mod setup;
@@ -46,6 +48,7 @@ mod workspace;
 pub use durable::{Command, CommandPhase};
 pub use error::{Error, ErrorKind, Result};
 pub use ids::{LeaseToken, MAX_ID_LEN, RunId, WorkspaceId};
+pub use lifecycle::JournalEntry;
 pub use model::{
     EnvMap, Lease, LeaseKind, PolicySnapshot, RunFinish, RunKind, RunRecord, RunStatus,
     SandboxConfig, SessionRef, SetupBuild, SetupRecord, SnapshotRef, WorkspaceRecord,
@@ -56,6 +59,7 @@ pub use provider::{
     Capabilities, ExecSpec, LogChunk, LogStream, NetworkCapabilities, PortCapabilities,
     ProcessHandle, ProcessInfo, ProcessSink, Provider, ProviderSession, StartSpec, StdStream,
 };
+pub use retention::GcReport;
 pub use sandkit::{Config, Sandkit, SandkitBuilder};
 pub use session::{Process, Session};
 pub use setup::setup_id;

@@ -299,6 +299,10 @@ pub enum RunKind {
     Command,
     /// A head restored to an earlier run's snapshot.
     Restore,
+    /// A live session committed its sandbox as the new head.
+    Session,
+    /// The workspace was forked from another's snapshot (its first run).
+    Fork,
 }
 
 impl RunKind {
@@ -307,6 +311,8 @@ impl RunKind {
         match self {
             RunKind::Command => "command",
             RunKind::Restore => "restore",
+            RunKind::Session => "session",
+            RunKind::Fork => "fork",
         }
     }
 
@@ -315,6 +321,8 @@ impl RunKind {
         match raw {
             "command" => Some(RunKind::Command),
             "restore" => Some(RunKind::Restore),
+            "session" => Some(RunKind::Session),
+            "fork" => Some(RunKind::Fork),
             _ => None,
         }
     }
@@ -362,6 +370,8 @@ pub struct RunRecord {
     pub base_snapshot: Option<SnapshotRef>,
     /// Snapshot the run committed.
     pub snapshot: Option<SnapshotRef>,
+    /// When snapshot retention deleted `snapshot` at the provider.
+    pub snapshot_deleted_at: Option<DateTime<Utc>>,
     /// Why the run failed without a result, or was interrupted.
     pub error: Option<String>,
     /// Caller idempotency key (unique per workspace).
@@ -372,6 +382,54 @@ pub struct RunRecord {
     pub started_at: DateTime<Utc>,
     /// End time.
     pub finished_at: Option<DateTime<Utc>>,
+}
+
+impl RunRecord {
+    /// A run that has just started: the given identity, everything else empty.
+    pub fn started(
+        workspace_id: WorkspaceId,
+        kind: RunKind,
+        command: impl Into<String>,
+        provider: impl Into<String>,
+        holder: impl Into<String>,
+    ) -> Self {
+        RunRecord {
+            id: RunId::generate(),
+            workspace_id,
+            kind,
+            command: command.into(),
+            args: Vec::new(),
+            cwd: None,
+            env_keys: Vec::new(),
+            policy_description: "allow-all".to_owned(),
+            policy_snapshot_id: None,
+            provider: provider.into(),
+            session_id: None,
+            status: RunStatus::Started,
+            exit_code: None,
+            stdout: None,
+            stderr: None,
+            stdout_truncated: false,
+            stderr_truncated: false,
+            base_snapshot: None,
+            snapshot: None,
+            snapshot_deleted_at: None,
+            error: None,
+            idempotency_key: None,
+            holder: holder.into(),
+            started_at: now(),
+            finished_at: None,
+        }
+    }
+
+    /// Marks the run finished now with `status` (for runs recorded after the fact:
+    /// session commits, forks, restores).
+    pub fn finished(mut self, status: RunStatus, snapshot: Option<SnapshotRef>) -> Self {
+        self.status = status;
+        self.snapshot = snapshot;
+        self.finished_at = Some(now());
+        self
+    }
 }
 
 /// The final fields of a run.

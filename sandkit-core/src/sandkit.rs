@@ -31,6 +31,9 @@ pub struct Config {
     pub setup_poll_interval: Duration,
     /// Who this instance is, recorded as lease holder (`host:pid:random` by default).
     pub holder: String,
+    /// Snapshot retention: keep the snapshots of each workspace's last N runs (default
+    /// 3) besides every head; `None` keeps every snapshot.
+    pub keep_snapshots: Option<usize>,
 }
 
 impl Default for Config {
@@ -43,6 +46,7 @@ impl Default for Config {
             output_cap: 64 * 1024,
             setup_poll_interval: Duration::from_millis(250),
             holder: default_holder(),
+            keep_snapshots: Some(3),
         }
     }
 }
@@ -173,6 +177,20 @@ impl SandkitBuilder {
         self
     }
 
+    /// Snapshot retention: after each commit, delete at the provider the snapshots that
+    /// are no longer a head nor among the last `n` runs' snapshots of any workspace
+    /// (`n` ≥ 1; default 3).
+    pub fn keep_snapshots(mut self, n: usize) -> Self {
+        self.config.keep_snapshots = Some(n);
+        self
+    }
+
+    /// Turns snapshot retention off: every snapshot is kept.
+    pub fn keep_all_snapshots(mut self) -> Self {
+        self.config.keep_snapshots = None;
+        self
+    }
+
     /// Poll interval while waiting for another process to build the setup snapshot.
     pub fn setup_poll_interval(mut self, interval: Duration) -> Self {
         self.config.setup_poll_interval = interval;
@@ -204,6 +222,11 @@ impl SandkitBuilder {
         {
             return Err(Error::invalid_input(
                 "heartbeat_interval must be positive and shorter than command_lease_ttl",
+            ));
+        }
+        if config.keep_snapshots == Some(0) {
+            return Err(Error::invalid_input(
+                "keep_snapshots must be at least 1; use keep_all_snapshots() to turn retention off",
             ));
         }
         if config.holder.trim().is_empty() {
@@ -310,6 +333,7 @@ impl Sandkit {
             status: opts.status,
             name_prefix: opts.name_prefix,
             parent: opts.parent.map(WorkspaceId::new).transpose()?,
+            head: None,
             after: opts
                 .cursor
                 .map(|c| {
@@ -331,6 +355,7 @@ impl Sandkit {
             if let Some(lease) = ws.live_lease(now()) {
                 return Err(crate::lease::busy_error(&ws, lease));
             }
+            let snapshots = self.snapshots_of(&ws).await?;
             let write = WorkspaceWrite::Delete {
                 id: id.clone(),
                 expected_revision: ws.revision,
@@ -338,6 +363,8 @@ impl Sandkit {
             match self.inner.store.apply(WriteBatch::workspace(write)).await {
                 Ok(()) => {
                     info!(workspace = %id, "workspace deleted");
+                    // Its snapshots go too, unless a fork still needs them.
+                    self.inner.forget_snapshots(snapshots).await;
                     return Ok(());
                 }
                 Err(e) if e.kind() == &crate::ErrorKind::Conflict => {
@@ -347,6 +374,37 @@ impl Sandkit {
             }
         }
         Err(crate::lease::gave_up(&id))
+    }
+}
+
+impl Sandkit {
+    /// The head and every run snapshot of a workspace.
+    async fn snapshots_of(&self, ws: &WorkspaceRecord) -> Result<Vec<crate::SnapshotRef>> {
+        let mut out: Vec<crate::SnapshotRef> = ws.head.iter().cloned().collect();
+        let mut cursor = None;
+        loop {
+            let page = self
+                .inner
+                .store
+                .list_runs(&crate::store::RunListing {
+                    workspace_id: ws.id.clone(),
+                    status: None,
+                    cursor,
+                    order: crate::store::Order::Asc,
+                    limit: 500,
+                })
+                .await?;
+            out.extend(
+                page.items
+                    .into_iter()
+                    .filter(|r| r.snapshot_deleted_at.is_none())
+                    .filter_map(|r| r.snapshot),
+            );
+            match page.next_cursor {
+                Some(c) => cursor = Some(crate::RunId::from_stored(c)),
+                None => return Ok(out),
+            }
+        }
     }
 }
 

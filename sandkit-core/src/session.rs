@@ -19,11 +19,12 @@ use tracing::{Instrument, info, info_span, warn};
 use crate::error::{Error, ErrorKind, Result};
 use crate::ids::{LeaseToken, WorkspaceId};
 use crate::lease::{AcquireRequest, Heartbeat, workspace_renewal};
-use crate::model::{LeaseKind, WorkspaceRecord, now};
+use crate::model::{LeaseKind, RunKind, RunRecord, RunStatus, WorkspaceRecord, now};
 use crate::output::{CommandResult, LogBuffer};
 use crate::provider::{LogStream, ProcessInfo, ProviderSession};
 use crate::sandkit::Inner;
 use crate::spec::{CommandSpec, SessionOptions};
+use crate::store::RunWrite;
 use crate::workspace::{LeaseInfo, StartPlan, Workspace};
 
 struct SessionState {
@@ -418,22 +419,40 @@ impl Session {
         let ws = self.active().await?;
         let snapshot = self.state.provider.snapshot().await?;
         self.state.ended.store(true, Ordering::SeqCst);
-        let committed = self
-            .state
-            .inner
+        // The commit is journaled as a run, so retention and forks see its snapshot.
+        let inner = &self.state.inner;
+        let lease = ws.lease.as_ref().ok_or_else(|| self.gone(&ws))?;
+        let mut run = RunRecord::started(
+            ws.id.clone(),
+            RunKind::Session,
+            "session",
+            inner.provider.id(),
+            lease.holder.clone(),
+        );
+        run.policy_description = lease
+            .policy
+            .as_ref()
+            .or(ws.policy.as_ref())
+            .map_or_else(|| "allow-all".to_owned(), Policy::describe);
+        run.session_id = Some(self.id());
+        run.base_snapshot = ws.head.clone();
+        run.started_at = lease.acquired_at;
+        let run = run.finished(RunStatus::Succeeded, Some(snapshot.clone()));
+        let committed = inner
             .fenced(
                 &ws.id,
                 &self.state.token,
                 None,
                 Some(snapshot.clone()),
-                Vec::new(),
+                vec![RunWrite::Insert(run)],
             )
             .await;
         if let Err(e) = committed {
-            let _ = self.state.inner.provider.delete_snapshot(&snapshot).await;
+            let _ = inner.provider.delete_snapshot(&snapshot).await;
             return Err(e);
         }
         info!(workspace = %ws.id, snapshot = %snapshot.id, "session committed");
+        inner.collect_in_background(ws.id.clone());
         Ok(())
     }
 

@@ -84,6 +84,14 @@ pub enum RunWrite {
         /// Final fields.
         finish: RunFinish,
     },
+    /// Records (or with `None` clears) the deletion of the run's snapshot by retention;
+    /// `NotFound` when the run does not exist.
+    SnapshotDeleted {
+        /// Run.
+        id: RunId,
+        /// When it was deleted.
+        at: Option<DateTime<Utc>>,
+    },
 }
 
 /// An atomic set of writes: all are applied or none.
@@ -128,6 +136,8 @@ pub struct WorkspaceListing {
     pub name_prefix: Option<String>,
     /// Only workspaces forked from this one.
     pub parent: Option<WorkspaceId>,
+    /// Only workspaces whose head is the snapshot with this provider id.
+    pub head: Option<String>,
     /// Only ids greater than this (the previous page's cursor).
     pub after: Option<WorkspaceId>,
     /// Page size (the store may cap it).
@@ -196,6 +206,9 @@ pub trait Store: Send + Sync + fmt::Debug {
         workspace: &WorkspaceId,
         key: &str,
     ) -> Result<Option<RunRecord>>;
+
+    /// Every run (of any workspace) whose committed snapshot has this provider id.
+    async fn find_runs_by_snapshot(&self, snapshot_id: &str) -> Result<Vec<RunRecord>>;
 
     /// Reads a policy snapshot.
     async fn get_policy_snapshot(&self, id: &str) -> Result<Option<PolicySnapshot>>;

@@ -115,6 +115,7 @@ pub fn started_run(ws: &WorkspaceId, key: Option<&str>) -> RunRecord {
             id: "snap_base".into(),
         }),
         snapshot: None,
+        snapshot_deleted_at: None,
         error: None,
         idempotency_key: key.map(str::to_owned),
         holder: "host:1:abcd".into(),
@@ -752,6 +753,96 @@ pub async fn setup_states(f: &StoreFixture) {
     assert_eq!(kind_of(r), ErrorKind::NotFound);
 }
 
+/// Snapshot bookkeeping for retention and forks: runs by snapshot, tombstones, heads.
+pub async fn snapshot_references(f: &StoreFixture) {
+    let s = &*f.store;
+    let a = full_workspace("ws-snap-a");
+    let mut b = full_workspace("ws-snap-b");
+    b.head = Some(SnapshotRef {
+        provider: "fake".into(),
+        id: "snap_shared".into(),
+    });
+    create(s, &a).await;
+    create(s, &b).await;
+    let shared = SnapshotRef {
+        provider: "fake".into(),
+        id: "snap_shared".into(),
+    };
+    let mut in_a = started_run(&a.id, None);
+    in_a.snapshot = Some(shared.clone());
+    let mut in_b = started_run(&b.id, None);
+    in_b.snapshot = Some(shared.clone());
+    let mut other = started_run(&a.id, None);
+    other.snapshot = Some(SnapshotRef {
+        provider: "fake".into(),
+        id: "snap_other".into(),
+    });
+    s.apply(
+        WriteBatch::default()
+            .run(RunWrite::Insert(in_a.clone()))
+            .run(RunWrite::Insert(in_b.clone()))
+            .run(RunWrite::Insert(other)),
+    )
+    .await
+    .expect("insert");
+    let mut found: Vec<RunId> = s
+        .find_runs_by_snapshot("snap_shared")
+        .await
+        .expect("find")
+        .into_iter()
+        .map(|r| r.id)
+        .collect();
+    found.sort();
+    let mut expected = vec![in_a.id.clone(), in_b.id.clone()];
+    expected.sort();
+    assert_eq!(found, expected);
+    assert!(
+        s.find_runs_by_snapshot("snap_none")
+            .await
+            .expect("find")
+            .is_empty()
+    );
+
+    let heads = s
+        .list_workspaces(&WorkspaceListing {
+            head: Some("snap_shared".into()),
+            limit: 10,
+            ..WorkspaceListing::default()
+        })
+        .await
+        .expect("list");
+    assert_eq!(
+        heads.items.iter().map(|w| w.id.clone()).collect::<Vec<_>>(),
+        [b.id.clone()]
+    );
+
+    let at = now();
+    s.apply(WriteBatch::default().run(RunWrite::SnapshotDeleted {
+        id: in_a.id.clone(),
+        at: Some(at),
+    }))
+    .await
+    .expect("tombstone");
+    let read = s.get_run(&in_a.id).await.expect("get").expect("run");
+    assert_eq!(read.snapshot_deleted_at, Some(at));
+    assert_eq!(read.snapshot, Some(shared), "the reference itself is kept");
+    s.apply(WriteBatch::default().run(RunWrite::SnapshotDeleted {
+        id: in_a.id.clone(),
+        at: None,
+    }))
+    .await
+    .expect("clear");
+    let read = s.get_run(&in_a.id).await.expect("get").expect("run");
+    assert_eq!(read.snapshot_deleted_at, None);
+    let r = s
+        .apply(WriteBatch::default().run(RunWrite::SnapshotDeleted {
+            id: RunId::generate(),
+            at: None,
+        }))
+        .await;
+    assert_eq!(kind_of(r), ErrorKind::NotFound);
+}
+
 /// Every structured column, corrupted by raw writes, reads back as `Corrupt` naming
 /// `table.column` (skipped for stores without a corruptor).
 pub async fn corruption_is_reported(f: &StoreFixture) {
@@ -848,6 +939,7 @@ macro_rules! store_suite {
             list_workspaces_pages,
             delete_workspace_cascades,
             setup_states,
+            snapshot_references,
             corruption_is_reported,
         );
     };

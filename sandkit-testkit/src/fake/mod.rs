@@ -72,6 +72,7 @@ struct Faults {
     fail_start: u32,
     fail_exec: u32,
     fail_snapshot: u32,
+    fail_delete: u32,
     delay: Duration,
 }
 
@@ -203,6 +204,11 @@ impl FakeProvider {
     /// Fails the next `n` snapshots with a provider error.
     pub fn fail_next_snapshot(&self, n: u32) {
         self.shared.lock().faults.fail_snapshot = n;
+    }
+
+    /// Fails the next `n` snapshot deletions with a provider error.
+    pub fn fail_next_delete(&self, n: u32) {
+        self.shared.lock().faults.fail_delete = n;
     }
 
     /// Sleeps this long before every provider call.
@@ -365,6 +371,10 @@ impl Provider for FakeProvider {
         self.shared.pause().await;
         let mut st = self.shared.lock();
         st.calls.deletes += 1;
+        if st.faults.fail_delete > 0 {
+            st.faults.fail_delete -= 1;
+            return Err(injected("delete"));
+        }
         st.snapshots.remove(&snapshot.id);
         Ok(())
     }

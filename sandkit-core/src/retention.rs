@@ -1,0 +1,272 @@
+//! Snapshot retention: delete provider snapshots nobody can need any more.
+//!
+//! A snapshot is kept while it is any workspace's head or one of the last N run
+//! snapshots (N = [`Config::keep_snapshots`](crate::Config::keep_snapshots)) of any
+//! workspace that references it — so a fork pins the snapshot it started from. Deletion
+//! is two-phase so that it never races a fork or restore into deleting a snapshot they
+//! just took: the runs holding it are first marked deleted (a tombstone that forks and
+//! restores check after their own write), references are checked again, and only then is
+//! the snapshot deleted at the provider. A failed deletion clears the tombstone, so the
+//! next pass retries it; nothing here ever blocks a commit.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+
+use serde::Serialize;
+use tracing::{debug, info, warn};
+
+use crate::error::{ErrorKind, Result};
+use crate::ids::{RunId, WorkspaceId};
+use crate::model::{RunRecord, SnapshotRef, now};
+use crate::sandkit::{Inner, Sandkit};
+use crate::store::{Order, RunListing, RunWrite, WorkspaceListing, WriteBatch};
+
+/// Page size used when walking runs and workspaces.
+const PAGE: usize = 500;
+
+/// What a retention pass did (or, in a dry run, would do).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct GcReport {
+    /// Snapshots deleted at the provider (or that would be, in a dry run).
+    pub deleted: Vec<SnapshotRef>,
+    /// Candidates kept because something still references them.
+    pub kept: usize,
+    /// Deletions that failed (retried by the next pass), with the reason.
+    pub failed: Vec<(SnapshotRef, String)>,
+    /// Whether this was a dry run.
+    pub dry_run: bool,
+}
+
+impl Sandkit {
+    /// Runs snapshot retention over every workspace now (commits also trigger it for
+    /// their workspace). With `dry_run`, reports what would be deleted and changes nothing.
+    pub async fn gc(&self, dry_run: bool) -> Result<GcReport> {
+        let mut report = GcReport {
+            dry_run,
+            ..GcReport::default()
+        };
+        let mut after = None;
+        loop {
+            let page = self
+                .inner
+                .store
+                .list_workspaces(&WorkspaceListing {
+                    after: after.clone(),
+                    limit: PAGE,
+                    ..WorkspaceListing::default()
+                })
+                .await?;
+            for ws in &page.items {
+                self.inner.collect(&ws.id, dry_run, &mut report).await?;
+            }
+            match page.next_cursor {
+                Some(c) => after = Some(WorkspaceId::from_stored(c)),
+                None => return Ok(report),
+            }
+        }
+    }
+}
+
+impl Inner {
+    /// Retention for one workspace in a background task; errors are logged.
+    pub(crate) fn collect_in_background(self: &Arc<Self>, id: WorkspaceId) {
+        if self.config.keep_snapshots.is_none() || !self.provider.capabilities().snapshot_delete {
+            return;
+        }
+        let inner = self.clone();
+        tokio::spawn(async move {
+            let mut report = GcReport::default();
+            if let Err(e) = inner.collect(&id, false, &mut report).await {
+                warn!(workspace = %id, error = %e, "snapshot retention failed; the next pass retries");
+            } else if !report.deleted.is_empty() {
+                info!(workspace = %id, deleted = report.deleted.len(), "old snapshots deleted");
+            }
+        });
+    }
+
+    /// One retention pass over a workspace's run snapshots.
+    pub(crate) async fn collect(
+        &self,
+        id: &WorkspaceId,
+        dry_run: bool,
+        report: &mut GcReport,
+    ) -> Result<()> {
+        let Some(keep) = self.config.keep_snapshots else {
+            return Ok(());
+        };
+        if !self.provider.capabilities().snapshot_delete {
+            return Ok(());
+        }
+        let Some(ws) = self.store.get_workspace(id).await? else {
+            return Ok(());
+        };
+        let runs = self.runs_with_snapshots(id, None).await?;
+        let mut seen = HashSet::new();
+        for run in runs.iter().skip(keep) {
+            let Some(snapshot) = &run.snapshot else {
+                continue;
+            };
+            if !seen.insert(snapshot.id.clone())
+                || ws.head.as_ref().is_some_and(|h| h.id == snapshot.id)
+            {
+                continue;
+            }
+            if self.referenced(snapshot, keep).await? {
+                report.kept += 1;
+                continue;
+            }
+            if dry_run {
+                report.deleted.push(snapshot.clone());
+                continue;
+            }
+            self.delete(snapshot, keep, report).await?;
+        }
+        Ok(())
+    }
+
+    /// Tombstone → re-check → delete at the provider (or undo the tombstone).
+    async fn delete(
+        &self,
+        snapshot: &SnapshotRef,
+        keep: usize,
+        report: &mut GcReport,
+    ) -> Result<()> {
+        let holders = self.store.find_runs_by_snapshot(&snapshot.id).await?;
+        self.mark(&holders, Some(now())).await?;
+        if self.referenced(snapshot, keep).await? {
+            debug!(snapshot = %snapshot.id, "snapshot was taken by a fork or restore meanwhile; keeping it");
+            self.mark(&holders, None).await?;
+            report.kept += 1;
+            return Ok(());
+        }
+        match self.provider.delete_snapshot(snapshot).await {
+            Ok(()) => {
+                debug!(snapshot = %snapshot.id, "snapshot deleted by retention");
+                report.deleted.push(snapshot.clone());
+            }
+            Err(e) => {
+                warn!(snapshot = %snapshot.id, error = %e, "snapshot deletion failed; retrying on the next pass");
+                self.mark(&holders, None).await?;
+                report.failed.push((snapshot.clone(), e.to_string()));
+            }
+        }
+        Ok(())
+    }
+
+    async fn mark(
+        &self,
+        runs: &[RunRecord],
+        at: Option<chrono::DateTime<chrono::Utc>>,
+    ) -> Result<()> {
+        let mut batch = WriteBatch::default();
+        for run in runs {
+            batch = batch.run(RunWrite::SnapshotDeleted {
+                id: run.id.clone(),
+                at,
+            });
+        }
+        match self.store.apply(batch).await {
+            // A run deleted with its workspace meanwhile needs no mark.
+            Err(e) if e.kind() == &ErrorKind::NotFound => Ok(()),
+            other => other,
+        }
+    }
+
+    /// Whether any workspace's head is `snapshot`, or any workspace keeps it among its
+    /// last `keep` run snapshots (tombstoned runs of this snapshot still count).
+    pub(crate) async fn referenced(&self, snapshot: &SnapshotRef, keep: usize) -> Result<bool> {
+        let heads = self
+            .store
+            .list_workspaces(&WorkspaceListing {
+                head: Some(snapshot.id.clone()),
+                limit: 1,
+                ..WorkspaceListing::default()
+            })
+            .await?;
+        if !heads.items.is_empty() {
+            return Ok(true);
+        }
+        let holders = self.store.find_runs_by_snapshot(&snapshot.id).await?;
+        let workspaces: HashSet<WorkspaceId> =
+            holders.iter().map(|r| r.workspace_id.clone()).collect();
+        for ws in workspaces {
+            let retained = self.runs_with_snapshots(&ws, Some(&snapshot.id)).await?;
+            if retained
+                .iter()
+                .take(keep)
+                .any(|r| r.snapshot.as_ref().is_some_and(|s| s.id == snapshot.id))
+            {
+                return Ok(true);
+            }
+        }
+        Ok(false)
+    }
+
+    /// A workspace's runs that hold a live snapshot, newest first. Runs of
+    /// `including_deleted` count even when tombstoned.
+    async fn runs_with_snapshots(
+        &self,
+        id: &WorkspaceId,
+        including_deleted: Option<&str>,
+    ) -> Result<Vec<RunRecord>> {
+        let mut out = Vec::new();
+        let mut cursor: Option<RunId> = None;
+        loop {
+            let page = self
+                .store
+                .list_runs(&RunListing {
+                    workspace_id: id.clone(),
+                    status: None,
+                    cursor: cursor.clone(),
+                    order: Order::Desc,
+                    limit: PAGE,
+                })
+                .await?;
+            out.extend(page.items.into_iter().filter(|r| {
+                r.snapshot.as_ref().is_some_and(|s| {
+                    r.snapshot_deleted_at.is_none() || including_deleted == Some(s.id.as_str())
+                })
+            }));
+            match page.next_cursor {
+                Some(c) => cursor = Some(RunId::from_stored(c)),
+                None => return Ok(out),
+            }
+        }
+    }
+
+    /// Whether any run holding `snapshot` carries a retention tombstone.
+    pub(crate) async fn tombstoned(&self, snapshot: &SnapshotRef) -> Result<bool> {
+        Ok(self
+            .store
+            .find_runs_by_snapshot(&snapshot.id)
+            .await?
+            .iter()
+            .any(|r| r.snapshot_deleted_at.is_some()))
+    }
+
+    /// Deletes the snapshots of a deleted workspace that nobody else references.
+    pub(crate) async fn forget_snapshots(&self, snapshots: Vec<SnapshotRef>) {
+        let Some(keep) = self.config.keep_snapshots else {
+            return;
+        };
+        if !self.provider.capabilities().snapshot_delete {
+            return;
+        }
+        let mut report = GcReport::default();
+        let mut seen = HashSet::new();
+        for snapshot in snapshots {
+            if !seen.insert(snapshot.id.clone()) {
+                continue;
+            }
+            let outcome = match self.referenced(&snapshot, keep).await {
+                Ok(false) => self.delete(&snapshot, keep, &mut report).await,
+                Ok(true) => Ok(()),
+                Err(e) => Err(e),
+            };
+            if let Err(e) = outcome {
+                warn!(snapshot = %snapshot.id, error = %e, "could not delete a deleted workspace's snapshot");
+            }
+        }
+    }
+}
