@@ -173,6 +173,7 @@ fn acquire(ws: &WorkspaceRecord) -> (WriteBatch, RunId, LeaseToken) {
         stderr_truncated: false,
         base_snapshot: ws.head.clone(),
         snapshot: None,
+        snapshot_deleted_at: None,
         error: None,
         idempotency_key: None,
         holder: "bench:1".into(),

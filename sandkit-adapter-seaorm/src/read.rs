@@ -86,6 +86,9 @@ pub(crate) async fn workspaces(
     if let Some(parent) = &query.parent {
         select = select.filter(C::ParentId.eq(parent.as_str()));
     }
+    if let Some(head) = &query.head {
+        select = select.filter(C::HeadSnapshotId.eq(head.as_str()));
+    }
     if let Some(after) = &query.after {
         select = select.filter(C::Id.gt(after.as_str()));
     }
@@ -108,6 +111,23 @@ pub(crate) async fn run(
         .await?
         .map(|row| codec::run::decode(&row, dialect))
         .transpose()
+}
+
+pub(crate) async fn runs_by_snapshot(
+    db: &DatabaseConnection,
+    dialect: Dialect,
+    snapshot_id: &str,
+) -> Result<Vec<RunRecord>> {
+    let select = runs::Entity::find()
+        .filter(runs::Column::SnapshotId.eq(snapshot_id))
+        .order_by_asc(runs::Column::Id);
+    let rows = all(db, select, || {
+        format!("finding the runs of snapshot {snapshot_id}")
+    })
+    .await?;
+    rows.iter()
+        .map(|row| codec::run::decode(row, dialect))
+        .collect()
 }
 
 pub(crate) async fn runs(

@@ -169,6 +169,10 @@ impl Store for SeaOrmStore {
         read::run_by_key(&self.db, self.dialect, workspace, key).await
     }
 
+    async fn find_runs_by_snapshot(&self, snapshot_id: &str) -> Result<Vec<RunRecord>> {
+        read::runs_by_snapshot(&self.db, self.dialect, snapshot_id).await
+    }
+
     async fn get_policy_snapshot(&self, id: &str) -> Result<Option<PolicySnapshot>> {
         read::policy_snapshot(&self.db, self.dialect, id).await
     }

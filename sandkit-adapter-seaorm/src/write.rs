@@ -148,6 +148,7 @@ fn fenced_update(
     let state: Expr = match (&change.head, &change.lease) {
         (Some(head), lease) => {
             values.push((C::Head, codec::snapshot(Some(head))));
+            values.push((C::HeadSnapshotId, codec::text(head.id.as_str())));
             codec::text(derived_state(true, lease.as_ref()).as_str())
         }
         (None, Some(lease)) => codec::text(derived_state(false, Some(lease)).as_str()),
@@ -277,6 +278,17 @@ async fn write_run(txn: &DatabaseTransaction, dialect: Dialect, write: RunWrite)
             let done = execute(txn, &stmt)
                 .await
                 .map_err(|e| storage(&format!("finishing run {id}"), e))?;
+            if done == 0 {
+                return Err(Error::not_found(format!("run {id} does not exist")));
+            }
+        }
+        RunWrite::SnapshotDeleted { id, at } => {
+            let value = codec::opt_timestamp(dialect, at);
+            let mut stmt = update(runs::Entity, vec![(runs::Column::SnapshotDeletedAt, value)]);
+            stmt.and_where(runs::Column::Id.eq(id.as_str()));
+            let done = execute(txn, &stmt)
+                .await
+                .map_err(|e| storage(&format!("recording the snapshot deletion of run {id}"), e))?;
             if done == 0 {
                 return Err(Error::not_found(format!("run {id} does not exist")));
             }

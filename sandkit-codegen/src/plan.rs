@@ -373,7 +373,7 @@ mod tests {
                 .add_columns
                 .contains(&("sandkit_runs", "idempotency_key"))
         );
-        assert_eq!(upgrade.create_indexes.len(), 6);
+        assert_eq!(upgrade.create_indexes.len(), 8);
         assert!(upgrade.move_data);
         assert!(upgrade.normalize.is_empty());
         let summary = upgrade.summary().join("\n");

@@ -319,6 +319,12 @@ fn workspaces() -> Table {
                 "The workspace this one was forked from.",
                 2,
             ),
+            null(
+                "head_snapshot_id",
+                Key,
+                "Provider id of the head snapshot (indexed: retention asks who holds it).",
+                2,
+            ),
         ],
         indexes: vec![
             Index {
@@ -343,6 +349,14 @@ fn workspaces() -> Table {
                 unique: false,
                 constant: None,
                 comment: "Finding forks.",
+                since: 2,
+            },
+            Index {
+                name: "sandkit_workspaces_head_snapshot_id_idx",
+                columns: vec!["head_snapshot_id"],
+                unique: false,
+                constant: None,
+                comment: "Finding the workspaces whose head is a snapshot (retention).",
                 since: 2,
             },
         ],
@@ -446,6 +460,18 @@ fn runs() -> Table {
                 "Whether `stderr` was cut at the cap.",
                 2,
             ),
+            null(
+                "snapshot_id",
+                Key,
+                "Provider id of `provider_commit` (indexed: retention asks who holds it).",
+                2,
+            ),
+            null(
+                "snapshot_deleted_at",
+                Timestamp,
+                "When snapshot retention deleted the committed snapshot at the provider.",
+                2,
+            ),
         ],
         indexes: vec![
             Index {
@@ -454,6 +480,14 @@ fn runs() -> Table {
                 unique: false,
                 constant: None,
                 comment: "A workspace's runs in id (time) order.",
+                since: 2,
+            },
+            Index {
+                name: "sandkit_runs_snapshot_id_idx",
+                columns: vec!["snapshot_id"],
+                unique: false,
+                constant: None,
+                comment: "Finding the runs that hold a snapshot (retention, forks).",
                 since: 2,
             },
             Index {

@@ -5,9 +5,7 @@ mod common;
 use common::{Rig, all_runs, new_ws, run, sh};
 use futures::StreamExt;
 use sandkit_core::policies::{Policy, Secret, presets};
-use sandkit_core::{
-    ErrorKind, JournalEntry, RunKind, RunStatus, SessionOptions, Store, WorkspaceSpec,
-};
+use sandkit_core::{ErrorKind, JournalEntry, RunKind, RunStatus, SessionOptions, WorkspaceSpec};
 use sandkit_testkit::FakeProvider;
 
 async fn head_id(rig: &Rig, ws: &sandkit_core::Workspace) -> String {

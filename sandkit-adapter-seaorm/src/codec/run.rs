@@ -18,6 +18,11 @@ fn strings(values: &[String]) -> Expr {
     ))
 }
 
+/// The indexed id of a committed snapshot.
+fn snapshot_id(snapshot: Option<&sandkit_core::SnapshotRef>) -> Expr {
+    opt_text(snapshot.map(|s| s.id.as_str()))
+}
+
 /// Every column of a new run.
 pub(crate) fn insert_values(dialect: Dialect, run: &RunRecord) -> Vec<(C, Expr)> {
     vec![
@@ -36,6 +41,11 @@ pub(crate) fn insert_values(dialect: Dialect, run: &RunRecord) -> Vec<(C, Expr)>
             opt_text(run.policy_snapshot_id.clone()),
         ),
         (C::ProviderCommit, snapshot(run.snapshot.as_ref())),
+        (C::SnapshotId, snapshot_id(run.snapshot.as_ref())),
+        (
+            C::SnapshotDeletedAt,
+            opt_timestamp(dialect, run.snapshot_deleted_at),
+        ),
         (C::ExitCode, Expr::val(Value::Int(run.exit_code))),
         (C::Stdout, opt_text(run.stdout.clone())),
         (C::Stderr, opt_text(run.stderr.clone())),
@@ -62,6 +72,7 @@ pub(crate) fn finish_values(dialect: Dialect, finish: &RunFinish) -> Vec<(C, Exp
         (C::StdoutTruncated, Expr::val(finish.stdout_truncated)),
         (C::StderrTruncated, Expr::val(finish.stderr_truncated)),
         (C::ProviderCommit, snapshot(finish.snapshot.as_ref())),
+        (C::SnapshotId, snapshot_id(finish.snapshot.as_ref())),
         (C::Error, opt_text(finish.error.clone())),
         (C::FinishedAt, timestamp(dialect, finish.finished_at)),
     ];
@@ -107,6 +118,7 @@ pub(crate) fn decode(row: &QueryResult, dialect: Dialect) -> Result<RunRecord> {
         stderr_truncated: r.bool(C::StderrTruncated)?,
         base_snapshot: r.opt_snapshot(C::BaseSnapshot)?,
         snapshot: r.opt_snapshot(C::ProviderCommit)?,
+        snapshot_deleted_at: r.opt_timestamp(C::SnapshotDeletedAt)?,
         error: r.opt_text(C::Error)?,
         idempotency_key: r.opt_text(C::IdempotencyKey)?,
         holder: r.opt_text(C::Holder)?.unwrap_or_default(),

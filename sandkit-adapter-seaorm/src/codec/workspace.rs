@@ -96,6 +96,10 @@ pub(crate) fn mutable_values(dialect: Dialect, record: &WorkspaceRecord) -> Resu
         (C::Policy, policy_json(record.policy.as_ref())),
         (C::SandboxConfig, json(sandbox_config)),
         (C::Head, snapshot(record.head.as_ref())),
+        (
+            C::HeadSnapshotId,
+            opt_text(record.head.as_ref().map(|h| h.id.as_str())),
+        ),
         (C::State, text(record.state().as_str())),
         (
             C::ParentId,

@@ -71,6 +71,12 @@ pub struct Model {
     pub stdout_truncated: bool,
     /// Whether `stderr` was cut at the cap.
     pub stderr_truncated: bool,
+    /// Provider id of `provider_commit` (indexed: retention asks who holds it).
+    #[sea_orm(nullable)]
+    pub snapshot_id: Option<String>,
+    /// When snapshot retention deleted the committed snapshot at the provider.
+    #[sea_orm(nullable)]
+    pub snapshot_deleted_at: Option<DateTimeUtc>,
 }
 
 /// Relations of a run.

@@ -71,6 +71,9 @@ pub struct Model {
     /// The workspace this one was forked from.
     #[sea_orm(nullable)]
     pub parent_id: Option<String>,
+    /// Provider id of the head snapshot (indexed: retention asks who holds it).
+    #[sea_orm(nullable)]
+    pub head_snapshot_id: Option<String>,
 }
 
 /// Relations of a workspace.

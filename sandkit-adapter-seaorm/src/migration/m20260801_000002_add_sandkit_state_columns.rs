@@ -40,6 +40,7 @@ pub(crate) enum SandkitWorkspaces {
     LeasePolicy,
     Revision,
     ParentId,
+    HeadSnapshotId,
 }
 
 #[derive(DeriveIden)]
@@ -57,6 +58,8 @@ pub(crate) enum SandkitRuns {
     Holder,
     StdoutTruncated,
     StderrTruncated,
+    SnapshotId,
+    SnapshotDeletedAt,
 }
 
 #[derive(DeriveIden)]
@@ -148,6 +151,10 @@ fn added_columns(c: &Columns) -> Vec<(DynIden, ColumnDef)> {
             c.key(SandkitWorkspaces::ParentId).null().to_owned(),
         ),
         (
+            SandkitWorkspaces::Table.into_iden(),
+            c.key(SandkitWorkspaces::HeadSnapshotId).null().to_owned(),
+        ),
+        (
             SandkitRuns::Table.into_iden(),
             c.short(SandkitRuns::Kind)
                 .not_null()
@@ -194,6 +201,16 @@ fn added_columns(c: &Columns) -> Vec<(DynIden, ColumnDef)> {
             c.boolean(SandkitRuns::StderrTruncated)
                 .not_null()
                 .default(false)
+                .to_owned(),
+        ),
+        (
+            SandkitRuns::Table.into_iden(),
+            c.key(SandkitRuns::SnapshotId).null().to_owned(),
+        ),
+        (
+            SandkitRuns::Table.into_iden(),
+            c.timestamp(SandkitRuns::SnapshotDeletedAt)
+                .null()
                 .to_owned(),
         ),
         (
@@ -252,12 +269,28 @@ fn indexes() -> Vec<(&'static str, IndexCreateStatement)> {
                 .to_owned(),
         ),
         (
+            "sandkit_workspaces",
+            Index::create()
+                .name("sandkit_workspaces_head_snapshot_id_idx")
+                .table(SandkitWorkspaces::Table)
+                .col(SandkitWorkspaces::HeadSnapshotId)
+                .to_owned(),
+        ),
+        (
             "sandkit_runs",
             Index::create()
                 .name("sandkit_runs_workspace_id_idx")
                 .table(SandkitRuns::Table)
                 .col(SandkitRuns::WorkspaceId)
                 .col(SandkitRuns::Id)
+                .to_owned(),
+        ),
+        (
+            "sandkit_runs",
+            Index::create()
+                .name("sandkit_runs_snapshot_id_idx")
+                .table(SandkitRuns::Table)
+                .col(SandkitRuns::SnapshotId)
                 .to_owned(),
         ),
         (

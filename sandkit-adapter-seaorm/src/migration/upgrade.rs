@@ -165,6 +165,10 @@ async fn upgrade_workspace(
         )
         .value(workspaces::Column::Head, codec::snapshot(up.head.as_ref()))
         .value(
+            workspaces::Column::HeadSnapshotId,
+            codec::opt_text(up.head.as_ref().map(|h| h.id.as_str())),
+        )
+        .value(
             workspaces::Column::State,
             codec::text(derived_state(up.head.is_some(), up.lease.as_ref()).as_str()),
         );
@@ -199,6 +203,10 @@ async fn upgrade_run(
         .value(
             runs::Column::ProviderCommit,
             codec::snapshot(snapshot.as_ref()),
+        )
+        .value(
+            runs::Column::SnapshotId,
+            codec::opt_text(snapshot.as_ref().map(|s| s.id.as_str())),
         )
         .and_where(runs::Column::Id.eq(id.as_str()));
     conn.execute(&stmt).await?;

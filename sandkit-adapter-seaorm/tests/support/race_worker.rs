@@ -93,6 +93,7 @@ async fn race(args: &Args, store: &SeaOrmStore) -> sandkit_core::Result<Tally> {
             stdout_truncated: false,
             stderr_truncated: false,
             base_snapshot: ws.head.clone(),
+            snapshot_deleted_at: None,
             snapshot: None,
             error: None,
             idempotency_key: None,
