@@ -85,6 +85,13 @@ pub enum Command {
     /// Inspect policies.
     #[command(subcommand)]
     Policy(PolicyCommand),
+    /// Delete provider snapshots no workspace can need any more (snapshot retention).
+    #[command(after_help = "Example:\n  sandkit gc --dry-run")]
+    Gc {
+        /// Only report what would be deleted
+        #[arg(long)]
+        dry_run: bool,
+    },
     /// Create or upgrade the database schema.
     #[command(after_help = "Example:\n  sandkit migrate --database postgres://app@db/app")]
     Migrate,
@@ -153,6 +160,33 @@ pub enum WorkspaceCommand {
     Reset {
         /// Workspace id.
         workspace: String,
+    },
+    /// Fork a workspace: a new workspace starting from its head (or an earlier run).
+    #[command(
+        after_help = "Example:\n  sandkit workspace fork agent-1 --id agent-1-try --at run_0190…"
+    )]
+    Fork {
+        /// Source workspace id.
+        source: String,
+        /// Fork at the snapshot this run committed instead of the head
+        #[arg(long, value_name = "RUN_ID")]
+        at: Option<String>,
+        /// Id of the fork [default: generated]
+        #[arg(long)]
+        id: Option<String>,
+        /// Name of the fork [default: "<source name> (fork)"]
+        #[arg(long)]
+        name: Option<String>,
+    },
+    /// Move the head back to the snapshot an earlier run committed.
+    #[command(
+        after_help = "Example:\n  sandkit runs agent-1 --limit 5\n  sandkit workspace restore agent-1 run_0190…"
+    )]
+    Restore {
+        /// Workspace id.
+        workspace: String,
+        /// The run whose snapshot becomes the head.
+        run: String,
     },
 }
 
@@ -279,6 +313,9 @@ pub struct RunsArgs {
     /// One JSON object per line, oldest first (the redacted journal export)
     #[arg(long)]
     pub jsonl: bool,
+    /// With --jsonl: keep printing new runs as they finish
+    #[arg(long, requires = "jsonl")]
+    pub follow: bool,
 }
 
 /// `sandkit bootstrap`.

@@ -51,14 +51,26 @@ async fn dispatch(cli: Cli) -> Result<i32, Error> {
         _ => None,
     };
     let ctx = context::open(&cli).await?;
+    let outcome = run_command(&ctx, cli, prepared).await;
+    // Let background retention finish before the process exits.
+    ctx.sandkit.settle().await;
+    outcome
+}
+
+async fn run_command(
+    ctx: &context::Context,
+    cli: Cli,
+    prepared: Option<sandkit_core::CommandSpec>,
+) -> Result<i32, Error> {
     match cli.command {
         Command::Run(args) => {
             let spec = prepared.ok_or_else(|| Error::invalid_input("run arguments missing"))?;
-            commands::run::run(&ctx, &args, spec).await
+            commands::run::run(ctx, &args, spec).await
         }
-        Command::Workspace(command) => commands::workspace::run(&ctx, command).await,
-        Command::Session(command) => commands::session::run(&ctx, command).await,
-        Command::Runs(args) => commands::runs::run(&ctx, args).await,
+        Command::Workspace(command) => commands::workspace::run(ctx, command).await,
+        Command::Session(command) => commands::session::run(ctx, command).await,
+        Command::Runs(args) => commands::runs::run(ctx, args).await,
+        Command::Gc { dry_run } => commands::gc(ctx, dry_run).await,
         Command::Policy(_) | Command::Migrate | Command::Bootstrap(_) | Command::Generate(_) => {
             Ok(0)
         }

@@ -364,3 +364,77 @@ fn policies_from_the_shell() {
     assert_code(&home.run(&["workspace", "set-policy", "p", "allow-all"]), 0);
     assert_code(&home.run(&["run", "p", "--", "true"]), 0);
 }
+
+#[test]
+fn fork_restore_gc_and_the_journal() {
+    let home = Home::new();
+    assert_code(
+        &home.run(&["run", "src", "--", "sh", "-c", "echo v1 > f"]),
+        0,
+    );
+    let runs = stdout(&home.run(&["runs", "src", "--jsonl"]));
+    let first: serde_json::Value =
+        serde_json::from_str(runs.lines().next().expect("a run")).expect("json");
+    let first_run = first["id"].as_str().expect("id").to_owned();
+    assert_code(
+        &home.run(&["run", "src", "--", "sh", "-c", "echo v2 > f"]),
+        0,
+    );
+
+    let out = home.run(&[
+        "workspace",
+        "fork",
+        "src",
+        "--id",
+        "fork",
+        "--at",
+        &first_run,
+    ]);
+    assert_code(&out, 0);
+    assert_eq!(stdout(&out).trim(), "fork");
+    assert_eq!(
+        stdout(&home.run(&["run", "fork", "--", "cat", "f"])),
+        "v1\n"
+    );
+    let shown: serde_json::Value =
+        serde_json::from_str(&stdout(&home.run(&["--json", "workspace", "show", "fork"])))
+            .expect("json");
+    assert_eq!(shown["parent"], "src");
+    let journal = stdout(&home.run(&["runs", "fork", "--jsonl"]));
+    let fork_entry: serde_json::Value =
+        serde_json::from_str(journal.lines().next().expect("entry")).expect("json");
+    assert_eq!(fork_entry["kind"], "fork");
+    assert_eq!(fork_entry["workspaceParent"], "src");
+
+    assert_code(&home.run(&["workspace", "restore", "src", &first_run]), 0);
+    assert_eq!(stdout(&home.run(&["run", "src", "--", "cat", "f"])), "v1\n");
+
+    // Retention keeps the last three run snapshots and every head.
+    for i in 0..4 {
+        assert_code(
+            &home.run(&["run", "src", "--", "sh", "-c", &format!("echo {i} > g")]),
+            0,
+        );
+    }
+    let dry = home.run(&["gc", "--dry-run"]);
+    assert_code(&dry, 0);
+    assert!(
+        stderr(&dry).contains("0 snapshot(s) would delete"),
+        "{}",
+        stderr(&dry)
+    );
+    let snapshots = std::fs::read_dir(home.sandkit_dir().join("local").join("snapshots"))
+        .expect("snapshots dir")
+        .count();
+    assert!(
+        snapshots <= 5,
+        "old snapshots were deleted after commits: {snapshots}"
+    );
+    assert_eq!(
+        stdout(&home.run(&["run", "fork", "--", "cat", "f"])),
+        "v1\n",
+        "the fork still works"
+    );
+    let out = home.run(&["workspace", "restore", "src", "run_doesnotexist"]);
+    assert_code(&out, 4);
+}

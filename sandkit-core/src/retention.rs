@@ -75,6 +75,7 @@ impl Inner {
             return;
         }
         let inner = self.clone();
+        self.background.send_modify(|n| *n += 1);
         tokio::spawn(async move {
             let mut report = GcReport::default();
             if let Err(e) = inner.collect(&id, false, &mut report).await {
@@ -82,6 +83,7 @@ impl Inner {
             } else if !report.deleted.is_empty() {
                 info!(workspace = %id, deleted = report.deleted.len(), "old snapshots deleted");
             }
+            inner.background.send_modify(|n| *n -= 1);
         });
     }
 

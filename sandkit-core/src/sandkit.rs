@@ -67,6 +67,8 @@ fn default_holder() -> String {
 }
 
 pub(crate) struct Inner {
+    /// Background work (snapshot retention) still running; see [`Sandkit::settle`].
+    pub(crate) background: tokio::sync::watch::Sender<usize>,
     pub(crate) store: Arc<dyn Store>,
     pub(crate) provider: Arc<dyn Provider>,
     pub(crate) setup: Option<SetupDef>,
@@ -238,6 +240,7 @@ impl SandkitBuilder {
             .transpose()?;
         Ok(Sandkit {
             inner: Arc::new(Inner {
+                background: tokio::sync::watch::channel(0).0,
                 store,
                 provider,
                 setup,
@@ -272,6 +275,14 @@ impl Sandkit {
     /// The setup state id, when a setup is configured.
     pub fn setup_id(&self) -> Option<&str> {
         self.inner.setup.as_ref().map(|s| s.id.as_str())
+    }
+
+    /// Waits until background work started by earlier calls (snapshot retention after
+    /// commits) has finished. Call it before a short-lived process exits, so that no
+    /// deletion is cut short.
+    pub async fn settle(&self) {
+        let mut pending = self.inner.background.subscribe();
+        let _ = pending.wait_for(|n| *n == 0).await;
     }
 
     /// Builds the setup snapshot now unless it exists; a no-op without a setup.

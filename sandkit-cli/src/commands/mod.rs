@@ -91,6 +91,31 @@ pub fn policy(command: &PolicyCommand, as_json: bool) -> Result<i32> {
     }
 }
 
+/// `sandkit gc`: snapshot retention over every workspace.
+pub async fn gc(ctx: &Context, dry_run: bool) -> Result<i32> {
+    let report = ctx.sandkit.gc(dry_run).await?;
+    if ctx.json {
+        json(&report)?;
+        return Ok(if report.failed.is_empty() { 0 } else { 1 });
+    }
+    let verb = if dry_run { "would delete" } else { "deleted" };
+    for snapshot in &report.deleted {
+        println!("{verb} {} ({})", snapshot.id, snapshot.provider);
+    }
+    for (snapshot, reason) in &report.failed {
+        eprintln!(
+            "sandkit: could not delete {}: {reason}; the next gc retries it",
+            snapshot.id
+        );
+    }
+    eprintln!(
+        "sandkit: {} snapshot(s) {verb}, {} kept because still referenced",
+        report.deleted.len(),
+        report.kept
+    );
+    Ok(if report.failed.is_empty() { 0 } else { 1 })
+}
+
 /// `sandkit migrate`.
 pub async fn migrate(cli: &Cli) -> Result<i32> {
     context::open_store(cli).await?;

@@ -1,6 +1,10 @@
 //! `sandkit runs`: the run journal.
 
-use sandkit_core::{Order, Result, RunQuery, RunRecord, RunStatus};
+use futures::StreamExt;
+use sandkit_core::{Result, RunQuery, RunRecord, RunStatus};
+
+/// How often `runs --jsonl --follow` looks for new runs.
+const FOLLOW_POLL: std::time::Duration = std::time::Duration::from_secs(1);
 
 use crate::cli::RunsArgs;
 use crate::context::Context;
@@ -10,25 +14,19 @@ pub async fn run(ctx: &Context, args: RunsArgs) -> Result<i32> {
     let ws = ctx.sandkit.workspace(&args.workspace).await?;
     let status = args.status.as_deref().and_then(RunStatus::parse);
     if args.jsonl {
-        // The whole journal, oldest first, one redacted run per line.
-        let mut cursor = None;
-        loop {
-            let page = ws
-                .runs(RunQuery {
-                    status,
-                    cursor,
-                    order: Order::Asc,
-                    limit: Some(500),
-                })
-                .await?;
-            for run in &page.items {
-                json_line(run)?;
-            }
-            match page.next_cursor {
-                Some(next) => cursor = Some(next),
-                None => return Ok(0),
+        // The redacted journal, oldest first, one entry per line (with fork links).
+        let mut journal = if args.follow {
+            ws.follow_journal(FOLLOW_POLL).boxed()
+        } else {
+            ws.journal().boxed()
+        };
+        while let Some(entry) = journal.next().await {
+            let entry = entry?;
+            if status.is_none_or(|s| entry.run.status == s) {
+                json_line(&entry)?;
             }
         }
+        return Ok(0);
     }
     let page = ws
         .runs(RunQuery {

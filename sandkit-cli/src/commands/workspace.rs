@@ -1,6 +1,6 @@
 //! `sandkit workspace …`.
 
-use sandkit_core::{ListOptions, Result, WorkspaceRecord, WorkspaceSpec, now};
+use sandkit_core::{ListOptions, Result, RunId, WorkspaceRecord, WorkspaceSpec, now};
 use serde::Serialize;
 
 use crate::cli::WorkspaceCommand;
@@ -154,6 +154,41 @@ pub async fn run(ctx: &Context, command: WorkspaceCommand) -> Result<i32> {
         WorkspaceCommand::Reset { workspace } => {
             kit.workspace(&workspace).await?.reset().await?;
             eprintln!("sandkit: workspace {workspace} is cold again");
+        }
+        WorkspaceCommand::Fork {
+            source,
+            at,
+            id,
+            name,
+        } => {
+            let mut spec = WorkspaceSpec::new();
+            if let Some(id) = id {
+                spec = spec.id(id);
+            }
+            if let Some(name) = name {
+                spec = spec.name(name);
+            }
+            let fork = match at {
+                Some(run) => {
+                    let run = RunId::new(run)?;
+                    kit.fork_workspace_at(&source, &run, spec).await?
+                }
+                None => kit.fork_workspace(&source, spec).await?,
+            };
+            if ctx.json {
+                json(&WorkspaceView::new(fork.record()))?;
+            } else {
+                println!("{}", fork.id());
+            }
+        }
+        WorkspaceCommand::Restore { workspace, run } => {
+            let run = RunId::new(run)?;
+            let restored = kit.workspace(&workspace).await?.restore(&run).await?;
+            if ctx.json {
+                json(&restored)?;
+            } else {
+                eprintln!("sandkit: workspace {workspace} head is now the snapshot of run {run}");
+            }
         }
     }
     Ok(0)
