@@ -17,6 +17,7 @@
 //! ```
 
 pub mod fake;
+pub mod lifecycle;
 pub mod provider_suite;
 pub mod store_suite;
 
