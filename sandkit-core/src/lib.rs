@@ -12,6 +12,11 @@
 //! * Every write is a compare-and-set on the workspace `revision`; lease tokens fence
 //!   holders that were taken over; a crashed holder's lease expires and the next
 //!   operation recovers it (its run is marked interrupted, the head is kept).
+//! * Every commit is a row of the run journal ([`Workspace::runs`],
+//!   [`Workspace::journal`]); workspaces can be forked
+//!   ([`Sandkit::fork_workspace`]) and restored to an earlier run
+//!   ([`Workspace::restore`]); snapshots no head or recent run needs are deleted at the
+//!   provider ([`SandkitBuilder::keep_snapshots`], [`Sandkit::gc`]).
 //!
 //! ```no_run
 //! # async fn demo(store: std::sync::Arc<dyn sandkit_core::Store>, provider: std::sync::Arc<dyn sandkit_core::Provider>) -> sandkit_core::Result<()> {

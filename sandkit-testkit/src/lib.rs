@@ -7,6 +7,8 @@
 //!   declares. Every provider runs it.
 //! * [`FakeProvider`] — an in-memory scripted provider with fault injection, so core
 //!   tests reach every branch without a cloud or real processes.
+//! * [`lifecycle`] — fork and snapshot-retention checks a provider runs end to end
+//!   through `Sandkit`, inspecting its own snapshot storage.
 //!
 //! ```ignore
 //! // tests/conformance.rs of an adapter crate

@@ -2,7 +2,7 @@
 //!
 //! Commands used here are the portable subset every provider runs: `sh -c` scripts with
 //! `echo`, `cat`, `printenv`, `sleep`, `exit N`, `;`, `&&`, `>`, `>>` and `>&2`.
-//! Run it with [`provider_suite!`](crate::provider_suite).
+//! Run it with [`provider_suite!`](macro@crate::provider_suite).
 
 use std::any::Any;
 use std::sync::Arc;

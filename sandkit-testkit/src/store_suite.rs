@@ -1,6 +1,6 @@
 //! The store conformance suite: every behaviour Sandkit relies on from a [`Store`].
 //!
-//! Run it from an adapter's tests with [`store_suite!`](crate::store_suite), giving an
+//! Run it from an adapter's tests with [`store_suite!`](macro@crate::store_suite), giving an
 //! async factory that returns a fresh, empty, migrated store per case (or `None` to skip).
 
 use std::any::Any;
