@@ -260,7 +260,10 @@ impl Store for MemoryStore {
     async fn list_runs(&self, query: &RunListing) -> Result<Page<RunRecord>> {
         let state = self.lock();
         let matches = |r: &&RunRecord| {
-            r.workspace_id == query.workspace_id && query.status.is_none_or(|s| r.status == s)
+            r.workspace_id == query.workspace_id
+                && query.status.is_none_or(|s| r.status == s)
+                && (!query.live_snapshots
+                    || (r.snapshot.is_some() && r.snapshot_deleted_at.is_none()))
         };
         let mut items: Vec<RunRecord> = match query.order {
             Order::Asc => state

@@ -137,6 +137,11 @@ pub(crate) async fn runs(
 ) -> Result<Page<RunRecord>> {
     use runs::Column as C;
     let mut select = runs::Entity::find().filter(C::WorkspaceId.eq(query.workspace_id.as_str()));
+    if query.live_snapshots {
+        select = select
+            .filter(C::SnapshotId.is_not_null())
+            .filter(C::SnapshotDeletedAt.is_null());
+    }
     if let Some(status) = query.status {
         select = select.filter(C::Status.eq(status.as_str()));
     }

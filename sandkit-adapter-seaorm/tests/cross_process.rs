@@ -146,6 +146,7 @@ async fn race(dialect: Dialect) {
             .list_runs(&RunListing {
                 workspace_id: id.clone(),
                 status: None,
+                live_snapshots: false,
                 cursor,
                 order: Order::Asc,
                 limit: 50,

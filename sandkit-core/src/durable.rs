@@ -222,7 +222,7 @@ fn sandbox_timeout(
         .timeout()
         .unwrap_or(inner.config.default_sandbox_timeout);
     match command_timeout {
-        Some(t) => base.max(t + SNAPSHOT_MARGIN),
+        Some(t) => base.max(t.saturating_add(SNAPSHOT_MARGIN)),
         None => base,
     }
 }
@@ -378,23 +378,25 @@ impl UnitOfWork {
 
     async fn execute(&self, session: &dyn ProviderSession) -> Result<i32> {
         let handle = session.exec(self.spec.exec_spec()).await?;
-        let pump = self.logs.pump(handle);
-        match self.spec.timeout {
-            // Providers enforce the timeout; this is a backstop for one that hangs.
-            Some(t) => tokio::time::timeout(t + SNAPSHOT_MARGIN, pump)
-                .await
-                .unwrap_or_else(|_| {
-                    Err(Error::provider(
-                        None,
-                        None,
-                        format!(
-                            "the provider did not end the command {}s after its timeout",
-                            SNAPSHOT_MARGIN.as_secs()
-                        ),
-                    ))
-                }),
-            None => pump.await,
-        }
+        // Providers enforce the command timeout; this backstop bounds a provider that
+        // hangs (by the command timeout, else the sandbox lifetime, plus a margin).
+        let limit = self
+            .spec
+            .timeout
+            .unwrap_or(self.plan.timeout)
+            .saturating_add(SNAPSHOT_MARGIN);
+        tokio::time::timeout(limit, self.logs.pump(handle))
+            .await
+            .unwrap_or_else(|_| {
+                Err(Error::provider(
+                    None,
+                    None,
+                    format!(
+                        "the provider did not end the command within {}s; the sandbox was stopped",
+                        limit.as_secs()
+                    ),
+                ))
+            })
     }
 
     async fn commit(
@@ -438,14 +440,15 @@ impl UnitOfWork {
             )
             .await;
         if let Err(e) = committed {
-            // Not committed: the snapshot is an orphan.
-            let _ = self.inner.provider.delete_snapshot(&ran.snapshot).await;
-            return Err(e);
+            self.inner
+                .resolve_failed_commit(&self.ws.id, &ran.snapshot, e)
+                .await?;
         }
         info!(exit_code = ran.exit_code, snapshot = %ran.snapshot.id, "durable command committed");
         self.inner.collect_in_background(self.ws.id.clone());
         let mut result = CommandResult::new(ran.exit_code, stdout, stderr);
         result.run_id = Some(self.run_id.clone());
+        (result.stdout_truncated, result.stderr_truncated) = self.logs.truncated();
         Ok(result)
     }
 }

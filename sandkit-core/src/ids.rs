@@ -130,7 +130,8 @@ impl LeaseToken {
 impl fmt::Debug for LeaseToken {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         // Only a prefix: enough to correlate logs, not enough to forge a write.
-        write!(f, "LeaseToken({}…)", &self.0[..self.0.len().min(8)])
+        let prefix: String = self.0.chars().take(8).collect();
+        write!(f, "LeaseToken({prefix}…)")
     }
 }
 

@@ -81,7 +81,6 @@ impl Inner {
                 if old.is_live(at) {
                     return Err(busy_error(&ws, old));
                 }
-                self.cleanup_expired(&ws, old).await;
                 if let Some(finish) = interrupted_finish(old) {
                     batch = batch.run(finish);
                 }
@@ -107,13 +106,19 @@ impl Inner {
                 batch = batch.policy_snapshot(snapshot.clone());
             }
             if let Some(run) = &req.run {
-                // The run starts when its lease does, so the journal shows lease intervals.
+                // The run starts when its lease does (so the journal shows lease
+                // intervals), from the head it can see now.
                 let mut run = run.clone();
                 run.started_at = at;
+                run.base_snapshot = ws.head.clone();
                 batch = batch.run(RunWrite::Insert(run));
             }
             match self.store.apply(batch).await {
                 Ok(()) => {
+                    // Only the winner of the takeover stops the dead holder's sandbox.
+                    if let Some(old) = &ws.lease {
+                        self.cleanup_expired(&ws, old).await;
+                    }
                     record.revision = ws.revision + 1;
                     info!(workspace = %id, kind = lease.kind.as_str(), run = ?lease.run_id, "lease acquired");
                     return Ok((record, lease));
@@ -133,7 +138,6 @@ impl Inner {
         let Some(old) = &ws.lease else {
             return Ok(());
         };
-        self.cleanup_expired(ws, old).await;
         let mut record = ws.clone();
         record.lease = None;
         record.updated_at = now();
@@ -146,6 +150,7 @@ impl Inner {
         }
         match self.store.apply(batch).await {
             Ok(()) => {
+                self.cleanup_expired(ws, old).await;
                 info!(workspace = %ws.id, "expired lease released; workspace keeps its head");
                 Ok(())
             }
@@ -219,6 +224,68 @@ impl Inner {
                 e
             }
         })
+    }
+}
+
+impl Inner {
+    /// After a commit write failed: deletes the new snapshot only when the write surely
+    /// did not happen (fenced off, or the workspace is gone). Any other error may have
+    /// reached us after the database applied the write, so the head is read back: when it
+    /// is the new snapshot, the commit happened. Otherwise the snapshot is left alone —
+    /// deleting a snapshot that might be a head could lose it.
+    pub(crate) async fn resolve_failed_commit(
+        &self,
+        id: &WorkspaceId,
+        snapshot: &SnapshotRef,
+        error: Error,
+    ) -> Result<()> {
+        if matches!(error.kind(), ErrorKind::Conflict | ErrorKind::NotFound) {
+            let _ = self.provider.delete_snapshot(snapshot).await;
+            return Err(error);
+        }
+        match self.store.get_workspace(id).await {
+            Ok(Some(ws)) if ws.head.as_ref() == Some(snapshot) => {
+                warn!(workspace = %id, error = %error, "the commit was applied although the store reported an error");
+                Ok(())
+            }
+            _ => Err(error),
+        }
+    }
+}
+
+impl Inner {
+    /// Changes fields of a live lease held by `token` with compare-and-set on the
+    /// revision (retried), so that concurrent changes through several handles of one
+    /// session never overwrite each other. `Conflict` when the lease is gone or taken.
+    pub(crate) async fn update_lease(
+        &self,
+        id: &WorkspaceId,
+        token: &LeaseToken,
+        mut change: impl FnMut(&mut Lease),
+    ) -> Result<Lease> {
+        for _ in 0..CAS_ATTEMPTS {
+            let ws = self.load(id).await?;
+            let mut record = ws.clone();
+            let lease = match record.lease.as_mut() {
+                Some(lease) if &lease.token == token && lease.is_live(now()) => lease,
+                _ => return Err(lease_lost(id)),
+            };
+            change(lease);
+            let updated = lease.clone();
+            record.updated_at = now();
+            let write = WorkspaceWrite::Update {
+                record,
+                expected_revision: ws.revision,
+            };
+            match self.store.apply(WriteBatch::workspace(write)).await {
+                Ok(()) => return Ok(updated),
+                Err(e) if e.kind() == &ErrorKind::Conflict => {
+                    debug!(workspace = %id, "lease update lost a race; retrying");
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        Err(gave_up(id))
     }
 }
 

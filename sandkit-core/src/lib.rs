@@ -59,7 +59,7 @@ pub use model::{
     SandboxConfig, SessionRef, SetupBuild, SetupRecord, SnapshotRef, WorkspaceRecord,
     WorkspaceState, WorkspaceStatus, now,
 };
-pub use output::{CommandResult, LogBuffer};
+pub use output::{CommandResult, DEFAULT_LOG_MEMORY_CAP, LogBuffer};
 pub use provider::{
     Capabilities, ExecSpec, LogChunk, LogStream, NetworkCapabilities, PortCapabilities,
     ProcessHandle, ProcessInfo, ProcessSink, Provider, ProviderSession, StartSpec, StdStream,
@@ -69,8 +69,8 @@ pub use sandkit::{Config, Sandkit, SandkitBuilder};
 pub use session::{Process, Session};
 pub use setup::setup_id;
 pub use spec::{
-    CommandSpec, DEFAULT_PAGE_SIZE, ListOptions, MAX_PAGE_SIZE, RESERVED_METADATA_PREFIX, RunQuery,
-    SessionOptions, SetupSpec, WorkspaceSpec, env_map,
+    CommandSpec, DEFAULT_PAGE_SIZE, ListOptions, MAX_COMMAND_TIMEOUT, MAX_PAGE_SIZE,
+    RESERVED_METADATA_PREFIX, RunQuery, SessionOptions, SetupSpec, WorkspaceSpec, env_map,
 };
 pub use store::{
     FencedChange, Order, Page, RunListing, RunWrite, Store, WorkspaceListing, WorkspaceWrite,

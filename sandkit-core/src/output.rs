@@ -25,9 +25,10 @@ pub struct CommandResult {
     /// `true` when an idempotency key matched a finished run and this result was read
     /// back from the journal instead of running again.
     pub replayed: bool,
-    /// Replayed stdout was cut at the store's output cap.
+    /// `stdout` is incomplete: cut at the store's output cap (replayed results) or at
+    /// the in-memory cap ([`DEFAULT_LOG_MEMORY_CAP`]).
     pub stdout_truncated: bool,
-    /// Replayed stderr was cut at the store's output cap.
+    /// `stderr` is incomplete, likewise.
     pub stderr_truncated: bool,
 }
 
@@ -50,17 +51,34 @@ impl CommandResult {
     }
 }
 
+/// Bytes of each stream a [`LogBuffer`] keeps by default (16 MiB): a command that
+/// prints more is not stopped, but the rest of that stream is dropped from memory and
+/// the result says it was truncated.
+pub const DEFAULT_LOG_MEMORY_CAP: usize = 16 * 1024 * 1024;
+
 #[derive(Debug, Default)]
 struct LogState {
     chunks: Vec<LogChunk>,
+    /// Bytes kept per stream (stdout, stderr).
+    bytes: [usize; 2],
+    /// Whether a stream went over the cap.
+    truncated: [bool; 2],
     done: bool,
     error: Option<Error>,
+}
+
+fn slot(stream: StdStream) -> usize {
+    match stream {
+        StdStream::Stdout => 0,
+        StdStream::Stderr => 1,
+    }
 }
 
 #[derive(Debug)]
 struct LogInner {
     state: Mutex<LogState>,
     version: watch::Sender<u64>,
+    cap: usize,
 }
 
 /// An append-only log of output chunks that every reader replays from the start, then
@@ -72,16 +90,28 @@ pub struct LogBuffer {
 
 impl Default for LogBuffer {
     fn default() -> Self {
-        LogBuffer {
-            inner: Arc::new(LogInner {
-                state: Mutex::new(LogState::default()),
-                version: watch::channel(0).0,
-            }),
-        }
+        Self::with_cap(DEFAULT_LOG_MEMORY_CAP)
     }
 }
 
 impl LogBuffer {
+    /// A buffer keeping at most `cap` bytes of each stream.
+    pub fn with_cap(cap: usize) -> Self {
+        LogBuffer {
+            inner: Arc::new(LogInner {
+                state: Mutex::new(LogState::default()),
+                version: watch::channel(0).0,
+                cap,
+            }),
+        }
+    }
+
+    /// Whether stdout and stderr went over the memory cap (their tails were dropped).
+    pub fn truncated(&self) -> (bool, bool) {
+        let st = self.lock();
+        (st.truncated[0], st.truncated[1])
+    }
+
     fn lock(&self) -> MutexGuard<'_, LogState> {
         self.inner
             .state
@@ -99,8 +129,29 @@ impl LogBuffer {
     }
 
     /// Appends a chunk and wakes readers.
-    pub fn push(&self, chunk: LogChunk) {
-        self.lock().chunks.push(chunk);
+    pub fn push(&self, mut chunk: LogChunk) {
+        {
+            let mut st = self.lock();
+            let i = slot(chunk.stream);
+            let room = self.inner.cap.saturating_sub(st.bytes[i]);
+            if chunk.chunk.len() > room {
+                let (kept, _) = cap_output(&chunk.chunk, room);
+                if !st.truncated[i] {
+                    tracing::warn!(
+                        cap = self.inner.cap,
+                        stream = ?chunk.stream,
+                        "command output over the memory cap; the rest of this stream is dropped"
+                    );
+                }
+                st.truncated[i] = true;
+                chunk.chunk = kept;
+            }
+            if chunk.chunk.is_empty() {
+                return;
+            }
+            st.bytes[i] += chunk.chunk.len();
+            st.chunks.push(chunk);
+        }
         self.bump();
     }
 
@@ -231,6 +282,17 @@ mod tests {
         assert_eq!(early, ["a", "b", "c"]);
         assert_eq!(late, ["a", "b", "c"]);
         assert_eq!(buf.collect(), ("ac".to_owned(), "b".to_owned()));
+    }
+
+    #[test]
+    fn streams_are_capped_in_memory() {
+        let buf = LogBuffer::with_cap(4);
+        buf.push(LogChunk::stdout("abc"));
+        buf.push(LogChunk::stdout("def"));
+        buf.push(LogChunk::stderr("xy"));
+        buf.push(LogChunk::stdout("more"));
+        assert_eq!(buf.collect(), ("abcd".to_owned(), "xy".to_owned()));
+        assert_eq!(buf.truncated(), (true, false));
     }
 
     #[tokio::test]

@@ -400,6 +400,7 @@ impl Sandkit {
                 .list_runs(&crate::store::RunListing {
                     workspace_id: ws.id.clone(),
                     status: None,
+                    live_snapshots: false,
                     cursor,
                     order: crate::store::Order::Asc,
                     limit: 500,

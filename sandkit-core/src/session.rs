@@ -386,15 +386,17 @@ impl Session {
                 self.state.inner.provider.id()
             )));
         }
-        let expires_at = self.state.provider.extend(by).await?;
-        let mut lease = ws.lease.clone().ok_or_else(|| self.gone(&ws))?;
-        lease.expires_at = expires_at;
-        self.state
+        let provider_expiry = self.state.provider.extend(by).await?;
+        // Never move the expiry backwards (another handle may have extended further).
+        let lease = self
+            .state
             .inner
-            .fenced(&ws.id, &self.state.token, Some(lease), None, Vec::new())
+            .update_lease(&ws.id, &self.state.token, |lease| {
+                lease.expires_at = lease.expires_at.max(provider_expiry);
+            })
             .await?;
-        info!(workspace = %ws.id, %expires_at, "session extended");
-        Ok(expires_at)
+        info!(workspace = %ws.id, expires_at = %lease.expires_at, "session extended");
+        Ok(lease.expires_at)
     }
 
     /// Sets the session policy override (no explicit secrets: it is stored with the
@@ -405,12 +407,13 @@ impl Session {
             .map_err(|e| Error::from(e).context("session policy"))?;
         let (ws, rules) = self.rules_for(Some(&policy)).await?;
         self.apply(rules).await?;
-        let mut lease = ws.lease.clone().ok_or_else(|| self.gone(&ws))?;
-        lease.policy = Some(policy);
         self.state
             .inner
-            .fenced(&ws.id, &self.state.token, Some(lease), None, Vec::new())
+            .update_lease(&ws.id, &self.state.token, |lease| {
+                lease.policy = Some(policy.clone());
+            })
             .await
+            .map(|_| ())
     }
 
     /// Snapshots the sandbox (ending it), makes the snapshot the workspace head and
@@ -448,8 +451,7 @@ impl Session {
             )
             .await;
         if let Err(e) = committed {
-            let _ = inner.provider.delete_snapshot(&snapshot).await;
-            return Err(e);
+            inner.resolve_failed_commit(&ws.id, &snapshot, e).await?;
         }
         info!(workspace = %ws.id, snapshot = %snapshot.id, "session committed");
         inner.collect_in_background(ws.id.clone());

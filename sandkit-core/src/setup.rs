@@ -15,6 +15,9 @@ use crate::provider::{ExecSpec, StartSpec};
 use crate::sandkit::Inner;
 use crate::spec::SetupSpec;
 
+/// Bytes of a failed setup's stderr kept in the error.
+const SETUP_STDERR_CAP: usize = 4096;
+
 /// A validated setup definition and its id.
 #[derive(Debug, Clone)]
 pub(crate) struct SetupDef {
@@ -146,18 +149,16 @@ impl Inner {
                 record.snapshot = Some(snapshot.clone());
                 record.build = None;
                 record.updated_at = now();
-                self.store
-                    .update_setup(&record, expected)
-                    .await
-                    .map_err(|e| {
-                        if e.kind() == &ErrorKind::Conflict {
-                            Error::conflict(
-                                "another process took over the setup build while it ran; retry",
-                            )
-                        } else {
-                            e
-                        }
-                    })?;
+                if let Err(e) = self.store.update_setup(&record, expected).await {
+                    if e.kind() == &ErrorKind::Conflict {
+                        // Our claim was taken over: the snapshot is nobody's.
+                        let _ = self.provider.delete_snapshot(&snapshot).await;
+                        return Err(Error::conflict(
+                            "another process took over the setup build while it ran; retry",
+                        ));
+                    }
+                    return Err(e);
+                }
                 span.in_scope(|| info!(snapshot = %snapshot.id, "setup snapshot built"));
                 Ok(snapshot)
             }
@@ -210,7 +211,13 @@ impl Inner {
         if exit_code != 0 {
             let _ = session.stop().await;
             let (_, stderr) = log.collect();
-            let stderr = stderr.trim().to_owned();
+            // Keep the end of stderr, where the reason usually is, bounded.
+            let stderr = stderr.trim();
+            let mut start = stderr.len().saturating_sub(SETUP_STDERR_CAP);
+            while !stderr.is_char_boundary(start) {
+                start += 1;
+            }
+            let stderr = stderr[start..].to_owned();
             return Err(Error::new(
                 ErrorKind::SetupFailed {
                     exit_code,

@@ -16,6 +16,9 @@ use crate::store::Order;
 /// Prefix of metadata keys Sandkit reserves; callers' keys with it are stripped.
 pub const RESERVED_METADATA_PREFIX: &str = "sandkit:";
 
+/// Longest command timeout accepted.
+pub const MAX_COMMAND_TIMEOUT: Duration = Duration::from_secs(7 * 24 * 3600);
+
 /// Longest idempotency key accepted, in bytes.
 pub const MAX_IDEMPOTENCY_KEY_LEN: usize = 200;
 
@@ -127,11 +130,12 @@ impl CommandSpec {
             no_nul(&format!("env[{key}]"), value)?;
         }
         if let Some(timeout) = self.timeout
-            && timeout.is_zero()
+            && (timeout.is_zero() || timeout > MAX_COMMAND_TIMEOUT)
         {
-            return Err(Error::invalid_input(
-                "timeout must be positive; omit it for no command timeout",
-            ));
+            return Err(Error::invalid_input(format!(
+                "timeout must be between 1ms and {} days; omit it for no command timeout",
+                MAX_COMMAND_TIMEOUT.as_secs() / 86_400
+            )));
         }
         if let Some(key) = &self.idempotency_key
             && (key.trim().is_empty() || key.len() > MAX_IDEMPOTENCY_KEY_LEN)

@@ -162,6 +162,8 @@ pub struct RunListing {
     pub workspace_id: WorkspaceId,
     /// Only this status.
     pub status: Option<RunStatus>,
+    /// Only runs whose committed snapshot exists (set, and not deleted by retention).
+    pub live_snapshots: bool,
     /// Continue after this run id (exclusive) in the chosen order.
     pub cursor: Option<RunId>,
     /// Newest or oldest first.

@@ -163,6 +163,11 @@ impl Workspace {
     /// snapshot): the explicit answer to a head snapshot the provider no longer has.
     /// `Busy` while a lease is live.
     pub async fn reset(&self) -> Result<()> {
+        let ws = self.inner().load(self.id()).await?;
+        if ws.lease.as_ref().is_some_and(|l| !l.is_live(now())) {
+            // Recover the dead holder first: its run is marked interrupted.
+            self.inner().release_expired(&ws).await?;
+        }
         self.update(|record| {
             if let Some(lease) = record.live_lease(now()) {
                 return Err(busy_error(record, lease));
@@ -181,6 +186,7 @@ impl Workspace {
         let listing = RunListing {
             workspace_id: self.id().clone(),
             status: query.status,
+            live_snapshots: false,
             cursor: query
                 .cursor
                 .map(|c| {

@@ -151,6 +151,7 @@ async fn invalid_input_is_rejected_before_any_provider_call_or_write() {
         CommandSpec::new("sh").arg("nul\0byte"),
         CommandSpec::new("sh").env("BAD=NAME", "x"),
         CommandSpec::new("sh").timeout(Duration::ZERO),
+        CommandSpec::new("sh").timeout(Duration::MAX),
         CommandSpec::new("sh").idempotency_key(""),
     ] {
         let err = ws.run_command(spec).await.expect_err("invalid");

@@ -187,3 +187,207 @@ async fn a_holder_whose_lease_was_taken_over_cannot_commit() {
     assert_eq!(after.lease.map(|l| l.holder).as_deref(), Some("usurper"));
     assert_eq!(rig.provider.alive_sessions(), 0, "its sandbox was stopped");
 }
+
+/// A store that applies a commit and then reports a storage error, as when the
+/// connection drops after the database committed.
+#[derive(Debug)]
+struct LossyCommit {
+    inner: std::sync::Arc<sandkit_adapter_memory::MemoryStore>,
+    armed: std::sync::atomic::AtomicBool,
+}
+
+#[async_trait::async_trait]
+impl sandkit_core::Store for LossyCommit {
+    fn id(&self) -> &str {
+        self.inner.id()
+    }
+    async fn apply(&self, batch: WriteBatch) -> sandkit_core::Result<()> {
+        let is_commit = matches!(
+            &batch.workspace,
+            Some(WorkspaceWrite::Fenced { change, .. }) if change.head.is_some()
+        );
+        self.inner.apply(batch).await?;
+        if is_commit && self.armed.swap(false, std::sync::atomic::Ordering::SeqCst) {
+            return Err(sandkit_core::Error::storage(
+                "connection reset during COMMIT",
+            ));
+        }
+        Ok(())
+    }
+    async fn get_workspace(
+        &self,
+        id: &sandkit_core::WorkspaceId,
+    ) -> sandkit_core::Result<Option<sandkit_core::WorkspaceRecord>> {
+        self.inner.get_workspace(id).await
+    }
+    async fn list_workspaces(
+        &self,
+        q: &sandkit_core::WorkspaceListing,
+    ) -> sandkit_core::Result<sandkit_core::Page<sandkit_core::WorkspaceRecord>> {
+        self.inner.list_workspaces(q).await
+    }
+    async fn get_run(
+        &self,
+        id: &sandkit_core::RunId,
+    ) -> sandkit_core::Result<Option<sandkit_core::RunRecord>> {
+        self.inner.get_run(id).await
+    }
+    async fn list_runs(
+        &self,
+        q: &sandkit_core::RunListing,
+    ) -> sandkit_core::Result<sandkit_core::Page<sandkit_core::RunRecord>> {
+        self.inner.list_runs(q).await
+    }
+    async fn find_run_by_key(
+        &self,
+        ws: &sandkit_core::WorkspaceId,
+        key: &str,
+    ) -> sandkit_core::Result<Option<sandkit_core::RunRecord>> {
+        self.inner.find_run_by_key(ws, key).await
+    }
+    async fn find_runs_by_snapshot(
+        &self,
+        id: &str,
+    ) -> sandkit_core::Result<Vec<sandkit_core::RunRecord>> {
+        self.inner.find_runs_by_snapshot(id).await
+    }
+    async fn get_policy_snapshot(
+        &self,
+        id: &str,
+    ) -> sandkit_core::Result<Option<sandkit_core::PolicySnapshot>> {
+        self.inner.get_policy_snapshot(id).await
+    }
+    async fn get_setup(&self, id: &str) -> sandkit_core::Result<Option<sandkit_core::SetupRecord>> {
+        self.inner.get_setup(id).await
+    }
+    async fn put_setup_if_absent(
+        &self,
+        r: &sandkit_core::SetupRecord,
+    ) -> sandkit_core::Result<bool> {
+        self.inner.put_setup_if_absent(r).await
+    }
+    async fn update_setup(
+        &self,
+        r: &sandkit_core::SetupRecord,
+        rev: i64,
+    ) -> sandkit_core::Result<()> {
+        self.inner.update_setup(r, rev).await
+    }
+    async fn delete_setup(&self, id: &str, rev: Option<i64>) -> sandkit_core::Result<bool> {
+        self.inner.delete_setup(id, rev).await
+    }
+}
+
+#[tokio::test]
+async fn a_commit_reported_failed_after_it_was_applied_keeps_its_head() {
+    let rig = Rig::new();
+    let store = std::sync::Arc::new(LossyCommit {
+        inner: rig.store.clone(),
+        armed: std::sync::atomic::AtomicBool::new(false),
+    });
+    let kit = sandkit_core::Sandkit::builder()
+        .store(store.clone())
+        .provider(std::sync::Arc::new(rig.provider.clone()))
+        .build()
+        .expect("kit");
+    let ws = new_ws(&kit).await;
+    store.armed.store(true, std::sync::atomic::Ordering::SeqCst);
+    run(&ws, "echo committed > f").await;
+    let head = rig
+        .store()
+        .get_workspace(ws.id())
+        .await
+        .expect("get")
+        .expect("ws")
+        .head
+        .expect("head");
+    assert!(
+        rig.provider.snapshot_ids().contains(&head.id),
+        "the snapshot behind the committed head was not deleted"
+    );
+    assert_eq!(run(&ws, "cat f").await.stdout, "committed\n");
+}
+
+#[tokio::test]
+async fn reset_recovers_an_expired_command_lease_and_frees_its_key() {
+    let rig = Rig::new();
+    let kit = rig
+        .builder()
+        .command_lease_ttl(Duration::from_millis(300))
+        .build()
+        .expect("kit");
+    let ws = new_ws(&kit).await;
+    // A holder that acquired and then vanished.
+    let mut record = rig
+        .store()
+        .get_workspace(ws.id())
+        .await
+        .expect("get")
+        .expect("ws");
+    let mut run = sandkit_core::RunRecord::started(
+        ws.id().clone(),
+        sandkit_core::RunKind::Command,
+        "sh",
+        "fake",
+        "ghost",
+    );
+    run.idempotency_key = Some("k".into());
+    let at = sandkit_core::now();
+    record.lease = Some(sandkit_core::Lease {
+        kind: sandkit_core::LeaseKind::Command,
+        token: LeaseToken::generate(),
+        holder: "ghost".into(),
+        session: None,
+        run_id: Some(run.id.clone()),
+        acquired_at: at,
+        expires_at: at,
+        policy: None,
+    });
+    rig.store()
+        .apply(
+            WriteBatch::workspace(WorkspaceWrite::Update {
+                expected_revision: record.revision,
+                record,
+            })
+            .run(sandkit_core::RunWrite::Insert(run.clone())),
+        )
+        .await
+        .expect("ghost lease");
+    ws.reset().await.expect("reset");
+    let dead = rig
+        .store()
+        .get_run(&run.id)
+        .await
+        .expect("get")
+        .expect("run");
+    assert_eq!(dead.status, RunStatus::Interrupted);
+    let out = ws
+        .run_command(sh("echo again").idempotency_key("k"))
+        .await
+        .expect("the key is free");
+    assert!(!out.replayed);
+}
+
+#[tokio::test]
+async fn concurrent_lease_changes_through_two_handles_are_both_kept() {
+    let rig = Rig::new();
+    let ws = new_ws(&rig.kit()).await;
+    let a = ws.open_session(Default::default()).await.expect("open");
+    let b = ws.attach_session().await.expect("attach");
+    let before = a.lease().await.expect("lease").expires_at;
+    let (policy, extended) = tokio::join!(
+        a.set_policy(sandkit_core::policies::Policy::deny_all()),
+        b.extend(Duration::from_secs(3600)),
+    );
+    policy.expect("set_policy");
+    let extended = extended.expect("extend");
+    let lease = a.lease().await.expect("lease");
+    assert_eq!(
+        lease.policy.as_deref(),
+        Some("deny-all"),
+        "the policy change was kept"
+    );
+    assert!(lease.expires_at >= before + chrono::Duration::seconds(3599));
+    assert_eq!(lease.expires_at, extended);
+    a.discard().await.expect("discard");
+}

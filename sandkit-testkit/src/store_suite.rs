@@ -522,6 +522,7 @@ pub async fn list_runs_pages(f: &StoreFixture) {
             .list_runs(&RunListing {
                 workspace_id: ws.id.clone(),
                 status: None,
+                live_snapshots: false,
                 cursor: cursor.clone(),
                 order: Order::Desc,
                 limit: 3,
@@ -543,6 +544,7 @@ pub async fn list_runs_pages(f: &StoreFixture) {
         .list_runs(&RunListing {
             workspace_id: ws.id.clone(),
             status: Some(RunStatus::Succeeded),
+            live_snapshots: false,
             cursor: None,
             order: Order::Asc,
             limit: 100,
@@ -777,11 +779,13 @@ pub async fn snapshot_references(f: &StoreFixture) {
         provider: "fake".into(),
         id: "snap_other".into(),
     });
+    let other_id = other.id.clone();
     s.apply(
         WriteBatch::default()
             .run(RunWrite::Insert(in_a.clone()))
             .run(RunWrite::Insert(in_b.clone()))
-            .run(RunWrite::Insert(other)),
+            .run(RunWrite::Insert(other))
+            .run(RunWrite::Insert(started_run(&a.id, None))),
     )
     .await
     .expect("insert");
@@ -826,6 +830,22 @@ pub async fn snapshot_references(f: &StoreFixture) {
     let read = s.get_run(&in_a.id).await.expect("get").expect("run");
     assert_eq!(read.snapshot_deleted_at, Some(at));
     assert_eq!(read.snapshot, Some(shared), "the reference itself is kept");
+    let live = s
+        .list_runs(&RunListing {
+            workspace_id: a.id.clone(),
+            status: None,
+            live_snapshots: true,
+            cursor: None,
+            order: Order::Desc,
+            limit: 10,
+        })
+        .await
+        .expect("list");
+    assert_eq!(
+        live.items.iter().map(|r| r.id.clone()).collect::<Vec<_>>(),
+        [other_id],
+        "tombstoned runs and runs without a snapshot are not live"
+    );
     s.apply(WriteBatch::default().run(RunWrite::SnapshotDeleted {
         id: in_a.id.clone(),
         at: None,
