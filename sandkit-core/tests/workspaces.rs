@@ -268,3 +268,19 @@ async fn runs_are_listed_newest_first_and_fetchable() {
         &ErrorKind::NotFound
     );
 }
+
+#[test]
+fn handles_are_send_sync_and_cheap_to_clone() {
+    fn shareable<T: Send + Sync + Clone + 'static>() {}
+    shareable::<Sandkit>();
+    shareable::<sandkit_core::Workspace>();
+    shareable::<sandkit_core::Session>();
+    shareable::<sandkit_core::Command>();
+    shareable::<sandkit_core::Process>();
+    fn object_safe(
+        _: Option<std::sync::Arc<dyn sandkit_core::Store>>,
+        _: Option<std::sync::Arc<dyn sandkit_core::Provider>>,
+    ) {
+    }
+    object_safe(None, None);
+}
