@@ -166,6 +166,7 @@ impl Workspace {
                     policy_snapshot: Some(policy_snapshot),
                     session_policy: None,
                 },
+                Some(ws.clone()),
             )
             .await;
         let (ws, lease) = match acquired {

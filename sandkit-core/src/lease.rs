@@ -68,13 +68,20 @@ pub(crate) struct AcquireRequest {
 impl Inner {
     /// Takes the workspace lease: one compare-and-set that also inserts the run (if any)
     /// and, when the previous lease had expired, marks its run interrupted.
+    ///
+    /// `read` is a record the caller just read, used for the first attempt (saving a
+    /// round trip); later attempts re-read.
     pub(crate) async fn acquire(
         &self,
         id: &WorkspaceId,
         req: AcquireRequest,
+        mut read: Option<WorkspaceRecord>,
     ) -> Result<(WorkspaceRecord, Lease)> {
         for _ in 0..CAS_ATTEMPTS {
-            let ws = self.load(id).await?;
+            let ws = match read.take() {
+                Some(ws) => ws,
+                None => self.load(id).await?,
+            };
             let at = now();
             let mut batch = WriteBatch::default();
             if let Some(old) = &ws.lease {

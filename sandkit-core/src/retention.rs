@@ -118,14 +118,16 @@ impl Inner {
             {
                 continue;
             }
-            if self.referenced(snapshot, keep).await? {
-                report.kept += 1;
-                continue;
-            }
             if dry_run {
-                report.deleted.push(snapshot.clone());
+                if self.referenced(snapshot, keep).await? {
+                    report.kept += 1;
+                } else {
+                    report.deleted.push(snapshot.clone());
+                }
                 continue;
             }
+            // `delete` checks references after its tombstone, which is the check that
+            // counts; checking before too would only cost round trips.
             self.delete(snapshot, keep, report).await?;
         }
         Ok(())

@@ -83,6 +83,7 @@ impl Workspace {
                     policy_snapshot: None,
                     session_policy: opts.policy.clone(),
                 },
+                Some(ws.clone()),
             )
             .await?;
         // Keep the provisional lease alive while the sandbox starts (setup may run).
