@@ -1,0 +1,196 @@
+//! Scenario 9, Provider faults on the fake Vercel API: a 429 with `Retry-After` and a 500 on a
+//! command are retried transparently; a persistent 500, a dropped NDJSON stream and
+//! an expired head snapshot are typed errors. A command never runs twice (the fake's
+//! request log and the workspace's file both show it), the workspace is never left
+//! corrupted or leased (the next command works from the right head), and `reset()`
+//! recovers from an expired head.
+
+use std::time::{Duration, Instant};
+
+use anyhow::{Context as _, ensure};
+use sandkit_core::{ErrorKind, RunStatus, Workspace, WorkspaceSpec};
+use sandkit_vercel::fake::{FakeVercel, Fault};
+
+use crate::context::Ctx;
+use crate::registry::{Outcome, ScenarioFuture};
+use crate::scenarios::{all_runs, expect_err, run_ok, sh};
+
+const CREATE: &str = "/v3/sandboxes";
+const CMD: &str = "/v2/sandboxes/sessions/*/cmd";
+
+/// Runs the scenario.
+pub fn run(ctx: &Ctx) -> ScenarioFuture<'_> {
+    Box::pin(body(ctx))
+}
+
+/// Request counts of the two endpoints a durable command starts with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Sent {
+    creates: usize,
+    commands: usize,
+}
+
+impl Sent {
+    fn now(fake: &FakeVercel) -> Sent {
+        Sent {
+            creates: fake.count("POST", CREATE),
+            commands: fake.count("POST", CMD),
+        }
+    }
+
+    fn since(fake: &FakeVercel, before: Sent) -> Sent {
+        let now = Sent::now(fake);
+        Sent {
+            creates: now.creates - before.creates,
+            commands: now.commands - before.commands,
+        }
+    }
+}
+
+/// Checks the workspace is unleased and still at `head`.
+async fn unchanged(
+    ctx: &Ctx,
+    ws: &Workspace,
+    head: &Option<sandkit_core::SnapshotRef>,
+) -> anyhow::Result<()> {
+    let record = ctx.record(ws.id()).await?;
+    ensure!(record.lease.is_none(), "a lease was left behind");
+    ensure!(
+        &record.head == head,
+        "the head moved after a failed command"
+    );
+    Ok(())
+}
+
+async fn body(ctx: &Ctx) -> anyhow::Result<Outcome> {
+    let fake = ctx
+        .fake()
+        .context("provider-faults needs the fake Vercel API")?;
+    let kit = ctx.sandkit()?;
+    let ws = kit.create_workspace(WorkspaceSpec::new()).await?;
+    run_ok(&ws, "echo v1 > f; echo base >> runs.txt").await?;
+
+    // 429 with Retry-After on create: waited out, one sandbox, one command.
+    let before = Sent::now(fake);
+    fake.inject(Fault::rate_limited(1).on("POST", CREATE));
+    let began = Instant::now();
+    run_ok(&ws, "echo after-429 >> runs.txt")
+        .await
+        .context("after a 429")?;
+    ensure!(
+        began.elapsed() >= Duration::from_secs(1),
+        "Retry-After: 1 was not honoured"
+    );
+    let sent = Sent::since(fake, before);
+    ensure!(
+        sent == Sent {
+            creates: 2,
+            commands: 1
+        },
+        "a 429 on create led to {sent:?}"
+    );
+
+    // 500 on the command request (refused before running): retried, runs once.
+    let before = Sent::now(fake);
+    fake.inject(Fault::status(500).on("POST", CMD));
+    run_ok(&ws, "echo after-500 >> runs.txt")
+        .await
+        .context("after a 500")?;
+    let sent = Sent::since(fake, before);
+    ensure!(
+        sent == Sent {
+            creates: 1,
+            commands: 2
+        },
+        "a 500 on the command led to {sent:?}"
+    );
+
+    // Persistent 500 on create: a typed, retryable error; nothing changes.
+    let head = ctx.record(ws.id()).await?.head;
+    fake.inject(Fault::status(500).on("POST", CREATE).times(3));
+    let err = expect_err(
+        ws.run_command(sh("echo never >> runs.txt")).await,
+        "a command while create answers 500",
+        |k| {
+            matches!(
+                k,
+                ErrorKind::Provider {
+                    status: Some(500),
+                    ..
+                }
+            )
+        },
+    )?;
+    ensure!(err.is_retryable(), "a 500 is not reported retryable");
+    unchanged(ctx, &ws, &head).await?;
+
+    // Dropped NDJSON stream: a typed error, the command is not sent again.
+    let before = Sent::now(fake);
+    fake.inject(Fault::drop_stream().on("POST", CMD));
+    expect_err(
+        ws.run_command(sh("echo dropped >> runs.txt")).await,
+        "a command whose output stream drops",
+        |k| matches!(k, ErrorKind::Provider { code: Some(code), .. } if code == "stream_ended_early"),
+    )?;
+    let sent = Sent::since(fake, before);
+    ensure!(
+        sent.commands == 1,
+        "a dropped stream led to {} command requests",
+        sent.commands
+    );
+    unchanged(ctx, &ws, &head).await?;
+
+    let history = run_ok(&ws, "cat runs.txt").await?;
+    ensure!(
+        history.stdout == "base\nafter-429\nafter-500\n",
+        "commands ran twice or failed ones were committed: runs.txt reads {:?}",
+        history.stdout
+    );
+
+    // Expired head snapshot: SnapshotUnavailable naming it; reset() recovers.
+    let head = ctx.record(ws.id()).await?.head.context("no head")?;
+    ensure!(
+        fake.expire_snapshot(&head.id),
+        "the fake does not know the head"
+    );
+    let err = expect_err(
+        ws.run_command(sh("cat f")).await,
+        "a command from an expired head",
+        |k| k == &ErrorKind::SnapshotUnavailable,
+    )?;
+    ensure!(
+        err.to_string().contains(&head.id) && err.to_string().contains("reset()"),
+        "the error does not name the snapshot and the way out: {err}"
+    );
+    unchanged(ctx, &ws, &Some(head)).await?;
+    ws.reset().await?;
+    ensure!(
+        ctx.record(ws.id()).await?.head.is_none(),
+        "reset() kept the head"
+    );
+    let fresh = run_ok(&ws, "echo fresh > f; cat f").await?;
+    ensure!(
+        fresh.stdout == "fresh\n",
+        "after reset the command printed {:?}",
+        fresh.stdout
+    );
+    ensure!(
+        run_ok(&ws, "cat f").await?.stdout == "fresh\n",
+        "the reset workspace lost its commit"
+    );
+
+    let runs = all_runs(&ws).await?;
+    ensure!(
+        runs.iter().all(|r| r.status != RunStatus::Started),
+        "a run was left started"
+    );
+    let failed = runs
+        .iter()
+        .filter(|r| r.status == RunStatus::Failed)
+        .count();
+    ensure!(
+        failed == 3,
+        "expected 3 failed runs (500, dropped stream, expired head), found {failed}"
+    );
+    Ok(Outcome::passed())
+}
