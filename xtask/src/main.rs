@@ -7,6 +7,13 @@
 //! * `codegen [--check]` — regenerates the SeaORM adapter's checked-in entity and
 //!   migration sources from `sandkit-codegen`'s schema model; with `--check`, writes
 //!   nothing and fails naming every file that differs (CI runs this).
+//! * `bench [--quick] [--only N] [--out FILE]` — runs the benchmarks and writes
+//!   `BENCHMARKS.md` (see `bench.rs`).
+//! * `smoke [ARGS…]` — builds the `sandkit` CLI and runs the end-to-end scenarios of
+//!   the `smoke` crate (see `smoke.rs`); exits non-zero when any fails.
+
+mod bench;
+mod smoke;
 
 use std::net::{SocketAddr, TcpStream};
 use std::process::{Command, ExitCode};
@@ -17,13 +24,20 @@ const USAGE: &str = "usage: cargo xtask <task>
 tasks:
   test               run the whole test suite (all crates, doctests)
   codegen [--check]  regenerate the SeaORM adapter's entity/migration sources from the
-                     schema model (--check: fail when they differ, write nothing)";
+                     schema model (--check: fail when they differ, write nothing)
+  bench [--quick] [--only N[,N…]] [--out FILE]
+                     run the benchmarks and write BENCHMARKS.md
+  smoke [--release] [--scenario NAME] [--backend B] [--live] [--list]
+                     run the end-to-end scenarios (fake Vercel API, local provider;
+                     SQLite, PostgreSQL, MariaDB); --help lists every option";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let result = match args.first().map(String::as_str) {
         Some("test") => test(&args[1..]),
         Some("codegen") => codegen(&args[1..]),
+        Some("bench") => bench::run(&args[1..]),
+        Some("smoke") => smoke::run(&args[1..]),
         Some("-h" | "--help") => {
             println!("{USAGE}");
             Ok(())
