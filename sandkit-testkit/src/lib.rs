@@ -10,7 +10,7 @@
 //! * [`lifecycle`] — fork and snapshot-retention checks a provider runs end to end
 //!   through `Sandkit`, inspecting its own snapshot storage.
 //!
-//! ```ignore
+//! ```text
 //! // tests/conformance.rs of an adapter crate
 //! async fn store() -> Option<sandkit_testkit::StoreFixture> {
 //!     Some(sandkit_testkit::StoreFixture::new(std::sync::Arc::new(MyStore::new())))
