@@ -32,7 +32,7 @@ use sandkit_core::{
 struct State {
     workspaces: BTreeMap<WorkspaceId, WorkspaceRecord>,
     runs: BTreeMap<RunId, RunRecord>,
-    policies: HashMap<String, PolicySnapshot>,
+    policies: BTreeMap<String, PolicySnapshot>,
     setups: HashMap<String, SetupRecord>,
 }
 
@@ -66,12 +66,34 @@ fn stale(id: &WorkspaceId, expected: i64, actual: i64) -> Error {
     ))
 }
 
+/// How to take back one change of a batch that failed part-way.
+enum Undo {
+    Workspace(WorkspaceId, Option<WorkspaceRecord>),
+    Run(RunId, Option<RunRecord>),
+    Policy(String, Option<PolicySnapshot>),
+}
+
 impl State {
-    /// Applies a batch to `self`; on error `self` may be partly changed, so callers
-    /// apply to a copy.
+    /// Applies a batch in place; on error, takes back what it changed, so a batch is
+    /// all or nothing without copying the whole state.
     fn apply(&mut self, batch: WriteBatch) -> Result<()> {
+        let mut undo = Vec::new();
+        let result = self.apply_logged(batch, &mut undo);
+        if result.is_err() {
+            for step in undo.into_iter().rev() {
+                match step {
+                    Undo::Workspace(id, prev) => restore(&mut self.workspaces, id, prev),
+                    Undo::Run(id, prev) => restore(&mut self.runs, id, prev),
+                    Undo::Policy(id, prev) => restore(&mut self.policies, id, prev),
+                }
+            }
+        }
+        result
+    }
+
+    fn apply_logged(&mut self, batch: WriteBatch, undo: &mut Vec<Undo>) -> Result<()> {
         if let Some(write) = batch.workspace {
-            self.apply_workspace(write)?;
+            self.apply_workspace(write, undo)?;
         }
         for snapshot in batch.policy_snapshots {
             if self.policies.contains_key(&snapshot.id) {
@@ -80,15 +102,16 @@ impl State {
                     snapshot.id
                 )));
             }
+            undo.push(Undo::Policy(snapshot.id.clone(), None));
             self.policies.insert(snapshot.id.clone(), snapshot);
         }
         for write in batch.runs {
-            self.apply_run(write)?;
+            self.apply_run(write, undo)?;
         }
         Ok(())
     }
 
-    fn apply_workspace(&mut self, write: WorkspaceWrite) -> Result<()> {
+    fn apply_workspace(&mut self, write: WorkspaceWrite, undo: &mut Vec<Undo>) -> Result<()> {
         match write {
             WorkspaceWrite::Create(record) => {
                 if self.workspaces.contains_key(&record.id) {
@@ -97,6 +120,7 @@ impl State {
                         record.id
                     )));
                 }
+                undo.push(Undo::Workspace(record.id.clone(), None));
                 self.workspaces.insert(record.id.clone(), record);
             }
             WorkspaceWrite::Update {
@@ -112,7 +136,8 @@ impl State {
                 }
                 record.revision = expected_revision + 1;
                 record.created_at = current.created_at;
-                self.workspaces.insert(record.id.clone(), record);
+                let prev = self.workspaces.insert(record.id.clone(), record.clone());
+                undo.push(Undo::Workspace(record.id, prev));
             }
             WorkspaceWrite::Fenced { id, token, change } => {
                 let current = self
@@ -124,6 +149,7 @@ impl State {
                         "the lease on workspace {id} is no longer held by this token"
                     )));
                 }
+                undo.push(Undo::Workspace(id.clone(), Some(current.clone())));
                 current.lease = change.lease;
                 if let Some(head) = change.head {
                     current.head = Some(head);
@@ -142,15 +168,34 @@ impl State {
                 if current.revision != expected_revision {
                     return Err(stale(&id, expected_revision, current.revision));
                 }
-                self.workspaces.remove(&id);
-                self.runs.retain(|_, r| r.workspace_id != id);
-                self.policies.retain(|_, p| p.workspace_id != id);
+                let prev = self.workspaces.remove(&id);
+                undo.push(Undo::Workspace(id.clone(), prev));
+                let runs: Vec<RunId> = self
+                    .runs
+                    .values()
+                    .filter(|r| r.workspace_id == id)
+                    .map(|r| r.id.clone())
+                    .collect();
+                for run in runs {
+                    let prev = self.runs.remove(&run);
+                    undo.push(Undo::Run(run, prev));
+                }
+                let policies: Vec<String> = self
+                    .policies
+                    .values()
+                    .filter(|p| p.workspace_id == id)
+                    .map(|p| p.id.clone())
+                    .collect();
+                for policy in policies {
+                    let prev = self.policies.remove(&policy);
+                    undo.push(Undo::Policy(policy, prev));
+                }
             }
         }
         Ok(())
     }
 
-    fn apply_run(&mut self, write: RunWrite) -> Result<()> {
+    fn apply_run(&mut self, write: RunWrite, undo: &mut Vec<Undo>) -> Result<()> {
         match write {
             RunWrite::Insert(run) => {
                 if !self.workspaces.contains_key(&run.workspace_id) {
@@ -170,6 +215,7 @@ impl State {
                         run.workspace_id
                     )));
                 }
+                undo.push(Undo::Run(run.id.clone(), None));
                 self.runs.insert(run.id.clone(), run);
             }
             RunWrite::Finish { id, finish } => {
@@ -177,6 +223,7 @@ impl State {
                     .runs
                     .get_mut(&id)
                     .ok_or_else(|| Error::not_found(format!("run {id} does not exist")))?;
+                undo.push(Undo::Run(id.clone(), Some(run.clone())));
                 run.status = finish.status;
                 run.exit_code = finish.exit_code.or(run.exit_code);
                 run.stdout = finish.stdout.or(run.stdout.take());
@@ -196,6 +243,7 @@ impl State {
                     .runs
                     .get_mut(&id)
                     .ok_or_else(|| Error::not_found(format!("run {id} does not exist")))?;
+                undo.push(Undo::Run(id.clone(), Some(run.clone())));
                 run.snapshot_deleted_at = at;
             }
         }
@@ -216,11 +264,7 @@ impl Store for MemoryStore {
     }
 
     async fn apply(&self, batch: WriteBatch) -> Result<()> {
-        let mut state = self.lock();
-        let mut next = state.clone();
-        next.apply(batch)?;
-        *state = next;
-        Ok(())
+        self.lock().apply(batch)
     }
 
     async fn get_workspace(&self, id: &WorkspaceId) -> Result<Option<WorkspaceRecord>> {
@@ -349,6 +393,18 @@ impl Store for MemoryStore {
                 Ok(true)
             }
             _ => Ok(false),
+        }
+    }
+}
+
+/// Puts back (or removes) one entry.
+fn restore<K: Ord, V>(map: &mut BTreeMap<K, V>, key: K, prev: Option<V>) {
+    match prev {
+        Some(value) => {
+            map.insert(key, value);
+        }
+        None => {
+            map.remove(&key);
         }
     }
 }
