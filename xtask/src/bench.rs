@@ -85,7 +85,7 @@ pub fn run(args: &[String]) -> Result<(), String> {
             root.join("BENCHMARKS.md")
         }
     });
-    postgres_default();
+    super::default_database_urls();
     build(&opts)?;
     let bin = target.join("release");
     let mut failed = Vec::new();
@@ -106,7 +106,7 @@ pub fn run(args: &[String]) -> Result<(), String> {
     if opts.quick {
         report.arg("--quick");
     }
-    status(&mut report)?;
+    super::run(&mut report)?;
     if failed.is_empty() {
         Ok(())
     } else {
@@ -123,46 +123,9 @@ fn repo_root() -> PathBuf {
     dir.canonicalize().unwrap_or(dir)
 }
 
-fn cargo() -> Command {
-    Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned()))
-}
-
-/// Runs a command with inherited output, failing with its name when it fails.
-fn status(cmd: &mut Command) -> Result<(), String> {
-    let shown = format!("{cmd:?}");
-    eprintln!("xtask bench: running {shown}");
-    let status = cmd
-        .status()
-        .map_err(|e| format!("could not start {shown}: {e}"))?;
-    if status.success() {
-        Ok(())
-    } else {
-        Err(format!("{shown} failed ({status})"))
-    }
-}
-
-/// Points the PostgreSQL figures at the local server when the URL is unset.
-fn postgres_default() {
-    const VAR: &str = "SANDKIT_TEST_POSTGRES_URL";
-    if std::env::var_os(VAR).is_some() {
-        return;
-    }
-    let addr = std::net::SocketAddr::from(([127, 0, 0, 1], 5432));
-    if std::net::TcpStream::connect_timeout(&addr, std::time::Duration::from_millis(300)).is_ok() {
-        let url = "postgres://postgres@127.0.0.1:5432/postgres";
-        eprintln!("xtask bench: {VAR} unset; using the server on {addr}: {url}");
-        // SAFETY: single-threaded here; child processes inherit the variable.
-        unsafe { std::env::set_var(VAR, url) };
-    } else {
-        eprintln!(
-            "xtask bench: {VAR} unset and nothing listens on {addr}; PostgreSQL figures will fail"
-        );
-    }
-}
-
 /// Builds everything the selected figures run, before any of them is timed.
 fn build(opts: &Options) -> Result<(), String> {
-    status(cargo().args([
+    super::run(super::cargo().args([
         "build",
         "--release",
         "-p",
@@ -171,7 +134,7 @@ fn build(opts: &Options) -> Result<(), String> {
         "sandkit-cli",
     ]))?;
     if opts.only.contains(&5) {
-        status(cargo().args([
+        super::run(super::cargo().args([
             "build",
             "--release",
             "-p",
@@ -181,7 +144,7 @@ fn build(opts: &Options) -> Result<(), String> {
         ]))?;
     }
     if opts.only.contains(&8) {
-        status(cargo().args([
+        super::run(super::cargo().args([
             "build",
             "--release",
             "-p",
@@ -211,7 +174,7 @@ fn bench_step(bin: &Path, task: &str, extra: &[&str], quick: bool) -> Step {
 }
 
 fn cargo_step(args: &[&str]) -> Step {
-    let mut cmd = cargo();
+    let mut cmd = super::cargo();
     cmd.args(args);
     Step {
         shown: format!("cargo {}", args.join(" ")),
