@@ -11,8 +11,9 @@
 //!
 //! Calls with an effect that must not happen twice ([`Effect::Once`]: create, run
 //! command, snapshot, extend) are retried only when the server provably did not act on
-//! them: an error *status* (the server answered, and 5xx/429 mean it refused), or a
-//! connection that could not be established. A connection lost after the request was
+//! them: a 429 or 503 (it refused), or a connection that could not be established. A
+//! 500/502/504 may come after the backend acted (a gateway timing out on a command
+//! that runs), so for these calls it is reported, not retried. A connection lost after the request was
 //! sent is reported instead of retried, because the command may already be running.
 //! Once the response head of a streamed command has arrived nothing is retried: a
 //! stream that breaks is an error. The official SDK retries every call on any network
@@ -268,7 +269,11 @@ impl ApiClient {
                     debug!(op = call.op, method = %call.method, path = %call.path(), status, attempt, elapsed_ms, "vercel api call failed");
                     let too_long = status == 429
                         && retry_after.is_some_and(|d| d > self.retry.max_retry_after);
-                    let transient = status == 429 || status >= 500;
+                    // A call that must not happen twice is retried only when the server
+                    // clearly refused it (429, 503); a 500/502/504 may come after the
+                    // backend acted, so it is reported instead.
+                    let refused = status == 429 || status == 503;
+                    let transient = refused || (status >= 500 && call.effect == Effect::Idempotent);
                     if too_long || !transient || attempt >= attempts {
                         return Err(status_failure(resp, retry_after).await);
                     }

@@ -142,6 +142,15 @@ impl SessionCore {
                     }
                 ))
             }
+            // A session-level endpoint answering 404: the session is gone (deleted outside
+            // Sandkit). A command-level 404 (`…/cmd/{id}…`) stays NotFound.
+            Some((404, _)) if !addresses_a_command(call) => {
+                self.mark_ended();
+                Error::session_unavailable(format!(
+                    "Vercel session {} no longer exists (404); start a new session",
+                    self.id
+                ))
+            }
             _ => self.client.error(call, failure),
         }
     }
@@ -449,4 +458,13 @@ impl ProviderSession for VercelSession {
         info!(session = %self.core.id, %expires, "vercel session extended");
         Ok(expires)
     }
+}
+
+/// Whether a call addresses one command of a session (`…/sessions/{id}/cmd/{cmd_id}…`).
+fn addresses_a_command(call: &Call) -> bool {
+    let segments = &call.segments;
+    segments
+        .iter()
+        .position(|s| s == "cmd")
+        .is_some_and(|i| i + 1 < segments.len())
 }

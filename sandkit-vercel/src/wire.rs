@@ -141,8 +141,19 @@ pub(crate) struct Snapshot {
 #[derive(Debug, Deserialize)]
 pub(crate) struct SessionEnvelope {
     pub(crate) session: Session,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "lenient_routes")]
     pub(crate) routes: Vec<Route>,
+}
+
+/// Routes, tolerating `null` and skipping entries that are not port routes (e.g. system
+/// routes without a subdomain): one odd entry must not fail a create whose sandbox
+/// already runs.
+fn lenient_routes<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<Route>, D::Error> {
+    let raw = Option::<Vec<serde_json::Value>>::deserialize(d)?.unwrap_or_default();
+    Ok(raw
+        .into_iter()
+        .filter_map(|v| serde_json::from_value(v).ok())
+        .collect())
 }
 
 /// `{"session"}` from extend-timeout and network-policy.

@@ -75,19 +75,19 @@ async fn a_long_retry_after_is_rate_limited_at_once() {
 }
 
 #[tokio::test]
-async fn persistent_server_errors_stop_after_three_attempts() {
+async fn persistent_refusals_stop_after_three_attempts() {
     let fake = FakeVercel::start().await;
-    fake.inject(Fault::status(500).on("POST", "/v3/sandboxes").times(10));
+    fake.inject(Fault::status(503).on("POST", "/v3/sandboxes").times(10));
     let err = fake
         .provider()
         .start(fresh("faults"))
         .await
-        .expect_err("500");
+        .expect_err("503");
     assert!(
         matches!(
             err.kind(),
             ErrorKind::Provider {
-                status: Some(500),
+                status: Some(503),
                 ..
             }
         ),
@@ -95,6 +95,42 @@ async fn persistent_server_errors_stop_after_three_attempts() {
     );
     assert!(err.is_retryable());
     assert_eq!(fake.count("POST", "/v3/sandboxes"), 3);
+}
+
+#[tokio::test]
+async fn an_ambiguous_server_error_on_a_create_is_not_retried() {
+    // A 500/502/504 may come after the backend created the sandbox: sending the create
+    // again could start a second one, so it is reported.
+    let fake = FakeVercel::start().await;
+    fake.inject(Fault::status(502).on("POST", "/v3/sandboxes").times(1));
+    let err = fake
+        .provider()
+        .start(fresh("faults"))
+        .await
+        .expect_err("502");
+    assert!(
+        matches!(
+            err.kind(),
+            ErrorKind::Provider {
+                status: Some(502),
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    assert_eq!(fake.count("POST", "/v3/sandboxes"), 1);
+    // Reads are still retried on any 5xx.
+    let session = fake.provider().start(fresh("faults")).await.expect("start");
+    let reference = session.session_ref();
+    fake.inject(
+        Fault::status(500)
+            .on("GET", "/v2/sandboxes/sessions/*")
+            .times(2),
+    );
+    fake.provider()
+        .attach(&reference)
+        .await
+        .expect("attach after two 500s");
 }
 
 #[tokio::test]
@@ -529,4 +565,19 @@ async fn invalid_input_is_rejected_before_any_request() {
         &ErrorKind::InvalidInput
     );
     assert!(fake.requests().is_empty(), "{:?}", fake.requests());
+}
+
+#[tokio::test]
+async fn a_session_deleted_outside_sandkit_is_unavailable_not_missing() {
+    let fake = FakeVercel::start().await;
+    let session = started(&fake).await;
+    fake.inject(Fault::status(404).on("POST", "/v2/sandboxes/sessions/*/network-policy"));
+    let err = session
+        .set_policy(&sandkit_core::policies::FirewallRules::DenyAll)
+        .await
+        .expect_err("404");
+    assert_eq!(err.kind(), &ErrorKind::SessionUnavailable, "{err:?}");
+    // Stopping a session that no longer exists is already done.
+    fake.inject(Fault::status(404).on("POST", "/v2/sandboxes/sessions/*/stop"));
+    session.stop().await.expect("stop of a gone session");
 }
