@@ -7,9 +7,10 @@ use serde_json::{Map, Value, json};
 ///
 /// * `AllowAll` → `{"mode":"allow-all"}`, `DenyAll` → `{"mode":"deny-all"}`.
 /// * `Allow(domains)` → the record form `{"allow": {domain: [rule, …]}}` in the rules'
-///   domain order: a plain allowed domain maps to `[]`; each header rule becomes
-///   `{"transform":[{"headers":{name: value}}]}` (credential values exposed here, so
-///   treat the result as secret: never log it).
+///   domain order: a plain allowed domain maps to `[]`; a domain with header rules maps
+///   to one rule `{"transform":[{"headers":{name: value}}, …]}` holding every header set
+///   (services sharing a domain all inject theirs). Credential values are exposed here,
+///   so treat the result as secret: never log it.
 ///
 /// ```
 /// use sandkit_policies::FirewallRules;
@@ -23,7 +24,10 @@ pub fn network_policy(rules: &FirewallRules) -> Value {
         FirewallRules::Allow(domains) => {
             let mut allow = Map::new();
             for domain in domains {
-                let rules: Vec<Value> = domain
+                // All header sets of a domain go in one rule's `transform` list: the
+                // rules carry no `match`, and the firewall may apply only the first rule
+                // that matches, so separate rules would drop later services' headers.
+                let transforms: Vec<Value> = domain
                     .rules
                     .iter()
                     .map(|rule| {
@@ -34,9 +38,14 @@ pub fn network_policy(rules: &FirewallRules) -> Value {
                                 (name.clone(), Value::String(value.expose().to_owned()))
                             })
                             .collect();
-                        json!({"transform": [{"headers": headers}]})
+                        json!({"headers": headers})
                     })
                     .collect();
+                let rules = if transforms.is_empty() {
+                    Vec::new()
+                } else {
+                    vec![json!({ "transform": transforms })]
+                };
                 allow.insert(domain.domain.clone(), Value::Array(rules));
             }
             json!({ "allow": allow })
@@ -68,5 +77,32 @@ pub(crate) fn describe(rules: &FirewallRules) -> String {
             domains.len(),
             domains.iter().filter(|d| !d.rules.is_empty()).count()
         ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use sandkit_policies::{DomainRule, HeaderRule, Secret};
+
+    use super::*;
+
+    #[test]
+    fn services_sharing_a_domain_inject_all_their_headers_in_one_rule() {
+        let header = |name: &str, value: &str| HeaderRule {
+            headers: BTreeMap::from([(name.to_owned(), Secret::new(value))]),
+        };
+        let rules = FirewallRules::Allow(vec![DomainRule {
+            domain: "api.example.com".into(),
+            service_ids: vec!["a".into(), "b".into()],
+            rules: vec![header("x-a", "fake-a"), header("x-b", "fake-b")],
+        }]);
+        assert_eq!(
+            network_policy(&rules),
+            json!({"allow": {"api.example.com": [
+                {"transform": [{"headers": {"x-a": "fake-a"}}, {"headers": {"x-b": "fake-b"}}]}
+            ]}})
+        );
     }
 }
