@@ -232,6 +232,7 @@ impl Provider for VercelProvider {
 
     async fn attach(&self, session: &SessionRef) -> Result<Box<dyn ProviderSession>> {
         self.check_provider(&session.provider, "the session")?;
+        crate::validate::api_id("session", &session.id)?;
         let call = Call::get("get session", &["v2", "sandboxes", "sessions", &session.id]);
         let unavailable = |why: String| {
             Error::session_unavailable(format!(
@@ -262,6 +263,7 @@ impl Provider for VercelProvider {
 
     async fn delete_snapshot(&self, snapshot: &SnapshotRef) -> Result<()> {
         self.check_provider(&snapshot.provider, "the snapshot")?;
+        crate::validate::api_id("snapshot", &snapshot.id)?;
         let call = Call::delete(
             "delete snapshot",
             &["v2", "sandboxes", "snapshots", &snapshot.id],

@@ -313,6 +313,7 @@ impl ProviderSession for VercelSession {
     }
 
     async fn process_logs(&self, process_id: &str) -> Result<LogStream> {
+        crate::validate::api_id("command", process_id)?;
         // Fail fast on an unknown process instead of inside the stream.
         let call = self
             .core
@@ -340,6 +341,7 @@ impl ProviderSession for VercelSession {
     }
 
     async fn kill(&self, process_id: &str) -> Result<()> {
+        crate::validate::api_id("command", process_id)?;
         let call = self
             .core
             .call(

@@ -176,3 +176,20 @@ mod tests {
         );
     }
 }
+
+/// Checks an id Vercel handed out (session, command, snapshot) before it goes into a
+/// URL path: ids are `[A-Za-z0-9_-]+`, so `..` or `/` can never reach another endpoint.
+pub(crate) fn api_id(what: &str, id: &str) -> Result<()> {
+    let valid = !id.is_empty()
+        && id.len() <= 256
+        && id
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
+    if valid {
+        Ok(())
+    } else {
+        Err(Error::invalid_input(format!(
+            "{id:?} is not a Vercel {what} id (letters, digits, '_' and '-' only)"
+        )))
+    }
+}
