@@ -131,6 +131,23 @@ pub(crate) fn ms(d: Duration) -> u64 {
     u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }
 
+/// Checks an id Vercel handed out (session, command, snapshot) before it goes into a
+/// URL path: ids are `[A-Za-z0-9_-]+`, so `..` or `/` can never reach another endpoint.
+pub(crate) fn api_id(what: &str, id: &str) -> Result<()> {
+    let valid = !id.is_empty()
+        && id.len() <= 256
+        && id
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
+    if valid {
+        Ok(())
+    } else {
+        Err(Error::invalid_input(format!(
+            "{id:?} is not a Vercel {what} id (letters, digits, '_' and '-' only)"
+        )))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -174,22 +191,5 @@ mod tests {
             })
             .is_err()
         );
-    }
-}
-
-/// Checks an id Vercel handed out (session, command, snapshot) before it goes into a
-/// URL path: ids are `[A-Za-z0-9_-]+`, so `..` or `/` can never reach another endpoint.
-pub(crate) fn api_id(what: &str, id: &str) -> Result<()> {
-    let valid = !id.is_empty()
-        && id.len() <= 256
-        && id
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
-    if valid {
-        Ok(())
-    } else {
-        Err(Error::invalid_input(format!(
-            "{id:?} is not a Vercel {what} id (letters, digits, '_' and '-' only)"
-        )))
     }
 }
