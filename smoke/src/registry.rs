@@ -136,7 +136,7 @@ static SCENARIOS: [Scenario; 10] = [
     Scenario {
         number: 9,
         name: "provider-faults",
-        summary: "429, 500, dropped stream, expired head: typed errors or retries, no duplicates",
+        summary: "429, 503, 500, dropped stream, expired head: typed errors or retries, no duplicates",
         requires: Requirement::FakeVercel,
         run: scenarios::faults::run,
     },

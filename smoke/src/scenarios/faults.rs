@@ -1,6 +1,7 @@
-//! Scenario 9, Provider faults on the fake Vercel API: a 429 with `Retry-After` and a 500 on a
-//! command are retried transparently; a persistent 500, a dropped NDJSON stream and
-//! an expired head snapshot are typed errors. A command never runs twice (the fake's
+//! Scenario 9, Provider faults on the fake Vercel API: a 429 with `Retry-After` and a 503
+//! (the service refused) on a command are retried transparently; a 500 on a command (it may
+//! have run), a persistent 503, a dropped NDJSON stream and an expired head snapshot are
+//! typed errors. A command never runs twice (the fake's
 //! request log and the workspace's file both show it), the workspace is never left
 //! corrupted or leased (the next command works from the right head), and `reset()`
 //! recovers from an expired head.
@@ -90,27 +91,29 @@ async fn body(ctx: &Ctx) -> anyhow::Result<Outcome> {
         "a 429 on create led to {sent:?}"
     );
 
-    // 500 on the command request (refused before running): retried, runs once.
+    // 503 on the command request (the service refused it): retried, runs once.
     let before = Sent::now(fake);
-    fake.inject(Fault::status(500).on("POST", CMD));
-    run_ok(&ws, "echo after-500 >> runs.txt")
+    fake.inject(Fault::status(503).on("POST", CMD));
+    run_ok(&ws, "echo after-503 >> runs.txt")
         .await
-        .context("after a 500")?;
+        .context("after a 503")?;
     let sent = Sent::since(fake, before);
     ensure!(
         sent == Sent {
             creates: 1,
             commands: 2
         },
-        "a 500 on the command led to {sent:?}"
+        "a 503 on the command led to {sent:?}"
     );
 
-    // Persistent 500 on create: a typed, retryable error; nothing changes.
+    // 500 on the command request: it may have run, so it is never sent again; a typed,
+    // retryable error (the sandbox is discarded, so the workspace is untouched).
     let head = ctx.record(ws.id()).await?.head;
-    fake.inject(Fault::status(500).on("POST", CREATE).times(3));
+    let before = Sent::now(fake);
+    fake.inject(Fault::status(500).on("POST", CMD));
     let err = expect_err(
-        ws.run_command(sh("echo never >> runs.txt")).await,
-        "a command while create answers 500",
+        ws.run_command(sh("echo after-500 >> runs.txt")).await,
+        "a command answered with 500",
         |k| {
             matches!(
                 k,
@@ -122,6 +125,31 @@ async fn body(ctx: &Ctx) -> anyhow::Result<Outcome> {
         },
     )?;
     ensure!(err.is_retryable(), "a 500 is not reported retryable");
+    let sent = Sent::since(fake, before);
+    ensure!(
+        sent.commands == 1,
+        "a 500 on the command led to {} command requests",
+        sent.commands
+    );
+    unchanged(ctx, &ws, &head).await?;
+
+    // Persistent 503 on create: retried until attempts run out, then a typed, retryable
+    // error; nothing changes.
+    fake.inject(Fault::status(503).on("POST", CREATE).times(3));
+    let err = expect_err(
+        ws.run_command(sh("echo never >> runs.txt")).await,
+        "a command while create answers 503",
+        |k| {
+            matches!(
+                k,
+                ErrorKind::Provider {
+                    status: Some(503),
+                    ..
+                }
+            )
+        },
+    )?;
+    ensure!(err.is_retryable(), "a 503 is not reported retryable");
     unchanged(ctx, &ws, &head).await?;
 
     // Dropped NDJSON stream: a typed error, the command is not sent again.
@@ -142,7 +170,7 @@ async fn body(ctx: &Ctx) -> anyhow::Result<Outcome> {
 
     let history = run_ok(&ws, "cat runs.txt").await?;
     ensure!(
-        history.stdout == "base\nafter-429\nafter-500\n",
+        history.stdout == "base\nafter-429\nafter-503\n",
         "commands ran twice or failed ones were committed: runs.txt reads {:?}",
         history.stdout
     );
@@ -189,8 +217,8 @@ async fn body(ctx: &Ctx) -> anyhow::Result<Outcome> {
         .filter(|r| r.status == RunStatus::Failed)
         .count();
     ensure!(
-        failed == 3,
-        "expected 3 failed runs (500, dropped stream, expired head), found {failed}"
+        failed == 4,
+        "expected 4 failed runs (500, 503 on create, dropped stream, expired head), found {failed}"
     );
     Ok(Outcome::passed())
 }
