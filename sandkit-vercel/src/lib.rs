@@ -44,9 +44,10 @@
 //!
 //! Connection failures, 5xx and 429 answers are retried (3 attempts, 400 ms doubling
 //! with jitter ×[1, 2); `Retry-After` up to 20 s is honoured, a longer one is returned at
-//! once as `RateLimited`). Calls that create or run something are not retried after a
-//! connection is lost mid-request, and a broken command stream is an error, never a
-//! rerun: a durable command cannot run twice. See [`RetryConfig`].
+//! once as `RateLimited`). Calls that create or run something are retried only when the
+//! service provably did not act (429, 503, a connection that never opened); a 500/502/504
+//! or a connection lost mid-request is reported, and a broken command stream is an
+//! error, never a rerun: a durable command cannot run twice. See [`RetryConfig`].
 //!
 //! | answer | error kind |
 //! |---|---|
