@@ -1,5 +1,5 @@
 //! Foreground commands (`exec`): output streamed through pipes, the timeout enforced
-//! on the whole process group.
+//! on every process the command started (see [`crate::procs`]).
 
 use std::time::Duration;
 
@@ -15,7 +15,7 @@ use crate::utf8::Utf8Decoder;
 pub(crate) const TIMEOUT_EXIT_CODE: i32 = 137;
 
 /// After a timeout kill, how long to wait for the pipes to close before giving up on
-/// output held open by processes that left the group.
+/// output held open by processes that left the command's session.
 const DRAIN_AFTER_KILL: Duration = Duration::from_secs(2);
 
 /// Read size for output pipes.
@@ -69,7 +69,7 @@ impl<R: tokio::io::AsyncRead + Unpin> Pipe<R> {
 }
 
 /// Streams the output of `child` into `sink` and reports its exit code. With a
-/// `timeout`, the whole group is killed with SIGKILL when it elapses (exit code 137).
+/// `timeout`, all its processes are killed with SIGKILL when it elapses (exit code 137).
 pub(crate) async fn supervise(
     mut child: Child,
     group: Group,
@@ -97,8 +97,8 @@ pub(crate) async fn supervise(
                 });
             }
             () = sleep_until(deadline), if !killed => {
-                tracing::debug!(pgid = group.pgid, "command timed out; killing its process group");
-                group.signal(libc::SIGKILL);
+                tracing::debug!(leader = group.leader, "command timed out; killing its processes");
+                let _ = tokio::task::spawn_blocking(move || group.signal(libc::SIGKILL)).await;
                 killed = true;
                 give_up = Instant::now() + DRAIN_AFTER_KILL;
             }

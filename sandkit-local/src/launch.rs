@@ -1,7 +1,9 @@
 //! Building the OS command for an [`ExecSpec`]: program, arguments, working directory,
-//! clean environment, own process group, and network isolation.
+//! clean environment, own OS session, no inherited descriptors beyond stdio, and
+//! network isolation.
 
 use std::collections::BTreeMap;
+use std::io;
 use std::path::{Component, Path, PathBuf};
 use std::process::Stdio;
 
@@ -82,19 +84,83 @@ pub(crate) fn command(
         .stdin(Stdio::null());
     let isolate = isolation == Isolation::DenyAll;
     // SAFETY: the hook runs in the forked child before exec and only makes
-    // async-signal-safe system calls (setsid, unshare, socket, ioctl, close).
+    // async-signal-safe system calls (setsid, unshare, socket, ioctl, close, prctl,
+    // capget/capset, close_range, fcntl).
     unsafe {
         cmd.pre_exec(move || {
             if libc::setsid() < 0 {
-                return Err(std::io::Error::last_os_error());
+                return Err(io::Error::last_os_error());
             }
-            if isolate {
-                netns::isolate_current_process()?;
+            if isolate && netns::isolate_current_process().is_err() {
+                return Err(io::Error::from_raw_os_error(ISOLATION_FAILED));
             }
+            close_inherited_descriptors();
             Ok(())
         });
     }
     cmd
+}
+
+/// Error number a child reports when it could not be isolated (chosen because
+/// `execve` and `chdir` never return it).
+const ISOLATION_FAILED: i32 = libc::ENOTRECOVERABLE;
+
+/// Whether starting a command failed because its network isolation could not be set up
+/// (as opposed to the program being missing or not executable).
+pub(crate) fn isolation_failed(err: &io::Error) -> bool {
+    err.raw_os_error() == Some(ISOLATION_FAILED)
+}
+
+/// The error for a command whose deny-all isolation failed at run time.
+pub(crate) fn isolation_error(program: &str) -> Error {
+    Error::unsupported(format!(
+        "{program} was not started: this session's deny-all policy could not be enforced \
+         for it (creating its network namespace or dropping its capabilities failed); run \
+         it under allow-all, or where network namespaces work (root or CAP_SYS_ADMIN)"
+    ))
+}
+
+/// Highest descriptor scanned when `close_range` is unavailable.
+const MAX_SCANNED_FD: u64 = 1 << 20;
+
+/// Marks every descriptor above stderr close-on-exec, so a command inherits only its
+/// standard streams (not, say, a socket the embedding process opened without
+/// `CLOEXEC`). Marking rather than closing keeps the pipe through which the standard
+/// library reports a failed `exec`.
+fn close_inherited_descriptors() {
+    // SAFETY: close_range(2) with CLOSE_RANGE_CLOEXEC only changes descriptor flags of
+    // the calling (child) process.
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_close_range,
+            3_u32,
+            u32::MAX,
+            libc::CLOSE_RANGE_CLOEXEC,
+        )
+    };
+    if rc == 0 {
+        return;
+    }
+    // Before Linux 5.11: every possible descriptor, one by one.
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit writes into `limit`, which outlives the call.
+    let max = if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) } == 0 {
+        limit.rlim_cur.min(MAX_SCANNED_FD)
+    } else {
+        MAX_SCANNED_FD
+    };
+    for fd in 3..i32::try_from(max).unwrap_or(i32::MAX) {
+        // SAFETY: fcntl on a descriptor number that may not be open only fails (EBADF).
+        unsafe {
+            let flags = libc::fcntl(fd, libc::F_GETFD);
+            if flags >= 0 {
+                libc::fcntl(fd, libc::F_SETFD, flags | libc::FD_CLOEXEC);
+            }
+        }
+    }
 }
 
 #[cfg(test)]

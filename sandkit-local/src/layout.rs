@@ -78,6 +78,12 @@ impl SessionPaths {
         self.dir.join("session.lock")
     }
 
+    /// Lock held by the OS process taking a snapshot, for the whole snapshot (also held
+    /// while the session is being created).
+    pub(crate) fn snapshot_lock(&self) -> PathBuf {
+        self.dir.join("snapshot.lock")
+    }
+
     /// File-stat cache of the restored tree, for incremental snapshots.
     pub(crate) fn index(&self) -> PathBuf {
         self.dir.join("index.json")

@@ -85,9 +85,14 @@
 //!   full: error code `disk_full`) leaves earlier snapshots intact and the session
 //!   running (its processes stopped) so it can be retried. Snapshots survive the
 //!   process that made them, not power loss (nothing is fsynced).
-//! * Snapshotting or stopping a session ends every process it recorded, including
-//!   processes that commands left running in their process group. Processes that
-//!   deliberately leave their group (`setsid`, daemons) are not tracked.
+//! * Snapshotting, stopping or timing out ends every process a command started, even
+//!   ones that moved to another process group (each command leads its own OS session
+//!   and is tracked by it). Processes that call `setsid` themselves (daemons) leave
+//!   that session and are not tracked.
+//! * Commands inherit no file descriptor of the calling process besides stdio; a
+//!   deny-all command cannot re-enter the host network namespace. Mounts made inside a
+//!   session directory are neither captured nor deleted through, and a working
+//!   directory replaced by a symlink is never followed.
 //! * Under deny-all each command gets its own network namespace: processes of one
 //!   session cannot reach each other over TCP, and declared ports are not served to
 //!   the host (`url` is `Unsupported`). Tightening a session to deny-all while
@@ -101,12 +106,15 @@
 mod background;
 mod errors;
 mod foreground;
+mod fsat;
 mod launch;
 mod layout;
 mod meta;
+mod mounts;
 mod netns;
 mod procs;
 mod provider;
+mod removal;
 mod session;
 mod snapshot;
 mod utf8;

@@ -50,7 +50,8 @@ pub(crate) struct ProcessRecord {
     pub(crate) command: Vec<String>,
     /// Leader pid.
     pub(crate) pid: i32,
-    /// Process group id (equal to `pid`: every command leads its own group).
+    /// Process group id (equal to `pid`: every command leads its own OS session and
+    /// process group, and is tracked by session id, see [`crate::procs`]).
     pub(crate) pgid: i32,
     /// Leader start time in clock ticks since boot (guards against pid reuse).
     pub(crate) start_ticks: u64,
@@ -68,12 +69,20 @@ pub(crate) struct ProcessRecord {
     /// Exit code, once recorded.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(crate) exit_code: Option<i32>,
+    /// Started with the host network (not in a deny-all namespace). Records written
+    /// before this field existed count as having it.
+    #[serde(default = "host_network_unknown")]
+    pub(crate) host_network: bool,
+}
+
+fn host_network_unknown() -> bool {
+    true
 }
 
 impl ProcessRecord {
     pub(crate) fn group(&self) -> Group {
         Group {
-            pgid: self.pgid,
+            leader: self.pgid,
             start_ticks: self.start_ticks,
         }
     }
@@ -138,6 +147,40 @@ impl SessionMeta {
     pub(crate) fn process(&self, id: &str) -> Option<&ProcessRecord> {
         self.processes.iter().find(|p| p.id == id)
     }
+}
+
+/// Takes the session's snapshot lock without waiting. `Ok(None)` when another call
+/// holds it (a snapshot is in progress), `SessionUnavailable` when the session is gone.
+pub(crate) fn try_snapshot_lock(paths: &SessionPaths, id: &str) -> Result<Option<File>> {
+    let file = match OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(paths.snapshot_lock())
+    {
+        Ok(f) => f,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            return Err(session_gone(id, "is stopped or unknown"));
+        }
+        Err(e) => return Err(io_error("opening the session snapshot lock", e)),
+    };
+    match file.try_lock() {
+        Ok(()) => Ok(Some(file)),
+        Err(std::fs::TryLockError::WouldBlock) => Ok(None),
+        Err(std::fs::TryLockError::Error(e)) => {
+            Err(io_error("locking the session snapshot lock", e))
+        }
+    }
+}
+
+/// Whether a live call (in any OS process) is snapshotting the session right now.
+/// A session left in [`SessionState::Snapshotting`] by a crashed process is not.
+pub(crate) fn snapshot_in_progress(paths: &SessionPaths) -> bool {
+    let Ok(file) = File::open(paths.snapshot_lock()) else {
+        return false;
+    };
+    matches!(file.try_lock(), Err(std::fs::TryLockError::WouldBlock))
 }
 
 /// Reads the metadata; `None` when the session does not exist.

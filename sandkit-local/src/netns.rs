@@ -4,11 +4,31 @@
 //! its own loopback interface (brought up so servers inside one command can talk to
 //! themselves). No other interface exists in it, so no connection leaves it — not to
 //! the internet and not to the host's loopback.
+//!
+//! A root command could otherwise walk back out: `setns` into the host's namespace
+//! (`nsenter -t 1 -n`) needs `CAP_SYS_ADMIN`, and `ptrace` of a host process
+//! (`CAP_SYS_PTRACE`) would borrow its network. Those capabilities, and
+//! `CAP_NET_ADMIN`, are dropped from the command's bounding, inheritable, permitted,
+//! effective and ambient sets before it runs, so neither it nor anything it executes
+//! (setuid binaries included) has them.
 
 use std::io;
 
-/// Called in the forked child before `exec`: moves it into a new network namespace
-/// and brings its loopback up.
+use rustix::io::Errno;
+use rustix::thread::{
+    CapabilitySet, capabilities, clear_ambient_capability_set, remove_capability_from_bounding_set,
+    set_capabilities,
+};
+
+/// Capabilities a deny-all command never has.
+const DROPPED: [CapabilitySet; 3] = [
+    CapabilitySet::SYS_ADMIN,
+    CapabilitySet::SYS_PTRACE,
+    CapabilitySet::NET_ADMIN,
+];
+
+/// Called in the forked child before `exec`: moves it into a new network namespace,
+/// brings its loopback up, and drops the capabilities that could undo that.
 ///
 /// Only async-signal-safe system calls are made (no allocation, no locks).
 pub(crate) fn isolate_current_process() -> io::Result<()> {
@@ -16,7 +36,35 @@ pub(crate) fn isolate_current_process() -> io::Result<()> {
     if unsafe { libc::unshare(libc::CLONE_NEWNET) } != 0 {
         return Err(io::Error::last_os_error());
     }
-    loopback_up()
+    loopback_up()?;
+    drop_capabilities()
+}
+
+fn drop_capabilities() -> io::Result<()> {
+    // SAFETY: geteuid has no preconditions.
+    let root = unsafe { libc::geteuid() } == 0;
+    for cap in DROPPED {
+        match remove_capability_from_bounding_set(cap) {
+            Ok(()) => {}
+            // Without CAP_SETPCAP the bounding set cannot shrink; a non-root process
+            // then only keeps capabilities through the sets cleared below.
+            Err(Errno::PERM) if !root => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    // EINVAL: no ambient set before Linux 4.3 (nothing to clear).
+    match clear_ambient_capability_set() {
+        Ok(()) | Err(Errno::INVAL) => {}
+        Err(e) => return Err(e.into()),
+    }
+    let mut sets = capabilities(None)?;
+    for cap in DROPPED {
+        sets.effective.remove(cap);
+        sets.permitted.remove(cap);
+        sets.inheritable.remove(cap);
+    }
+    set_capabilities(None, sets)?;
+    Ok(())
 }
 
 fn loopback_up() -> io::Result<()> {

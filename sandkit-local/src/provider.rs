@@ -10,18 +10,20 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use sandkit_core::{
-    Capabilities, Error, NetworkCapabilities, PortCapabilities, Provider, ProviderSession, Result,
-    SessionRef, SnapshotRef, StartSpec,
+    Capabilities, Error, ErrorKind, NetworkCapabilities, PortCapabilities, Provider,
+    ProviderSession, Result, SessionRef, SnapshotRef, StartSpec,
 };
 use sandkit_policies::FirewallRules;
 
 use crate::errors::{blocking, io_error, session_gone, snapshot_gone};
 use crate::layout::{Layout, SessionPaths, is_valid_id, new_id};
 use crate::meta::{self, PolicyKind, SessionMeta};
+use crate::mounts;
 use crate::netns;
 use crate::procs;
+use crate::removal;
 use crate::session::LocalSession;
-use crate::snapshot::{Snapshots, index};
+use crate::snapshot::{Snapshots, index, old_entries};
 
 /// Provider id recorded in session and snapshot references.
 pub const PROVIDER_ID: &str = "local";
@@ -77,71 +79,168 @@ impl Inner {
     }
 
     /// Stops the session's processes and removes its directory. Returns `false` when
-    /// there was no such session.
+    /// there was no such session. A snapshot in progress (in any OS process) is waited
+    /// for, at most [`SNAPSHOT_WAIT`]; if it succeeds the session is gone (`false`).
     pub(crate) async fn end_session(&self, id: &str) -> Result<bool> {
         let paths = self.layout.session(id);
-        let marked = {
-            let paths = paths.clone();
-            let id = id.to_owned();
-            blocking(move || {
-                match meta::update(&paths, &id, |m| {
-                    m.state = meta::SessionState::Stopping;
-                    Ok(m.groups())
-                }) {
-                    Ok(groups) => Ok(Some(groups)),
-                    Err(e) if e.kind() == &sandkit_core::ErrorKind::SessionUnavailable => Ok(None),
-                    Err(e) => Err(e),
+        let deadline = tokio::time::Instant::now() + SNAPSHOT_WAIT;
+        let groups = loop {
+            let marked = {
+                let paths = paths.clone();
+                let id = id.to_owned();
+                blocking(move || Ok(mark_stopping(&paths, &id))).await?
+            };
+            match marked {
+                Marked::Stopping(groups) => break groups,
+                Marked::Gone => return Ok(false),
+                Marked::Snapshotting if tokio::time::Instant::now() < deadline => {
+                    tokio::time::sleep(SNAPSHOT_POLL).await;
                 }
-            })
-            .await?
-        };
-        let Some(groups) = marked else {
-            return Ok(false);
+                Marked::Snapshotting => {
+                    return Err(Error::busy(format!(
+                        "local session {id} is being snapshotted; retry once the snapshot \
+                         finished (a successful snapshot ends the session by itself)"
+                    )));
+                }
+                Marked::Failed(e) => return Err(e),
+            }
         };
         procs::terminate(&groups, self.kill_grace).await;
-        self.discard_dir(&paths)?;
+        self.discard_dir(&paths).await;
         Ok(true)
     }
 
-    /// Moves a session directory to the trash (instantly) and deletes it in the
-    /// background.
-    pub(crate) fn discard_dir(&self, paths: &SessionPaths) -> Result<()> {
-        let name = paths
-            .dir
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default();
-        let dest = self
-            .layout
-            .trash()
-            .join(format!("{name}-{}", uuid::Uuid::new_v4().simple()));
-        match fs::rename(&paths.dir, &dest) {
-            Ok(()) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
-            Err(e) => return Err(io_error("removing the session directory", e)),
+    /// Detaches mounts left in a session directory, moves it to the trash (instantly)
+    /// and deletes it in the background. If it cannot be moved (no room for a directory
+    /// entry, trash missing), it is deleted in place. Failures are logged: the caller's
+    /// work (a snapshot, stopping processes) is done either way.
+    pub(crate) async fn discard_dir(&self, paths: &SessionPaths) {
+        let trash = self.layout.trash();
+        let dir = paths.clone();
+        let discarded = blocking(move || {
+            discard(&trash, &dir);
+            Ok(())
+        })
+        .await;
+        if let Err(e) = discarded {
+            tracing::warn!(error = %e, "could not discard an ended session directory");
         }
-        std::thread::spawn(move || remove_tree(&dest));
-        Ok(())
     }
 }
 
-/// Deletes a tree, making read-only directories writable when needed.
-fn remove_tree(path: &Path) {
-    if fs::remove_dir_all(path).is_ok() || !path.exists() {
-        return;
+/// How long `stop` and expiry wait for a snapshot in progress.
+const SNAPSHOT_WAIT: Duration = Duration::from_secs(60);
+
+/// How often a snapshot in progress is checked on.
+const SNAPSHOT_POLL: Duration = Duration::from_millis(50);
+
+/// Age after which crash leftovers (half-created sessions, temporary snapshot files)
+/// are deleted when a provider starts.
+const LEFTOVER_AGE: Duration = Duration::from_secs(10 * 60);
+
+/// Name prefix of sessions being created.
+const STAGING_PREFIX: &str = ".starting-";
+
+/// What marking a session as stopping found.
+enum Marked {
+    /// Marked (or, if its metadata could not be rewritten, read): these processes to end.
+    Stopping(Vec<procs::Group>),
+    /// No such session.
+    Gone,
+    /// A snapshot is in progress.
+    Snapshotting,
+    /// The metadata can be neither updated nor read.
+    Failed(Error),
+}
+
+fn mark_stopping(paths: &SessionPaths, id: &str) -> Marked {
+    let marked = meta::update(paths, id, |m| {
+        if m.state == meta::SessionState::Snapshotting && meta::snapshot_in_progress(paths) {
+            return Err(Error::busy(format!(
+                "local session {id} is being snapshotted"
+            )));
+        }
+        m.state = meta::SessionState::Stopping;
+        Ok(m.groups())
+    });
+    let err = match marked {
+        Ok(groups) => return Marked::Stopping(groups),
+        Err(e) if e.kind() == &ErrorKind::SessionUnavailable => return Marked::Gone,
+        Err(e) if e.kind() == &ErrorKind::Busy => return Marked::Snapshotting,
+        Err(e) => e,
+    };
+    // Rewriting the metadata failed (e.g. the disk is full): stop the session anyway.
+    match meta::read(paths) {
+        Ok(Some(m))
+            if m.state == meta::SessionState::Snapshotting && meta::snapshot_in_progress(paths) =>
+        {
+            Marked::Snapshotting
+        }
+        Ok(Some(m)) => {
+            tracing::warn!(session = %id, error = %err, "could not mark the session as stopping; stopping it anyway");
+            Marked::Stopping(m.groups())
+        }
+        Ok(None) => Marked::Gone,
+        Err(_) => Marked::Failed(err),
     }
-    use std::os::unix::fs::PermissionsExt;
-    for entry in walkdir::WalkDir::new(path)
-        .follow_links(false)
-        .into_iter()
-        .flatten()
-    {
-        if entry.file_type().is_dir() {
-            let _ = fs::set_permissions(entry.path(), fs::Permissions::from_mode(0o700));
+}
+
+/// See [`Inner::discard_dir`].
+fn discard(trash: &Path, paths: &SessionPaths) {
+    let stuck = mounts::detach_under(&paths.dir);
+    if stuck > 0 {
+        tracing::warn!(dir = %paths.dir.display(), mounts = stuck, "mounts left inside an ended session could not be detached; they are not deleted");
+    }
+    let name = paths
+        .dir
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let dest = trash.join(format!("{name}-{}", uuid::Uuid::new_v4().simple()));
+    match fs::rename(&paths.dir, &dest) {
+        Ok(()) => {
+            std::thread::spawn(move || removal::remove_tree(&dest));
+        }
+        Err(_) if fs::symlink_metadata(&paths.dir).is_err() => {}
+        Err(e) => {
+            tracing::warn!(dir = %paths.dir.display(), error = %e, "could not move an ended session to the trash; deleting it in place");
+            // Without its metadata the session reads as gone right away.
+            if let Err(e) = fs::remove_file(paths.meta())
+                && e.kind() != std::io::ErrorKind::NotFound
+            {
+                tracing::warn!(error = %e, "could not delete the metadata of an ended session");
+            }
+            removal::remove_tree(&paths.dir);
         }
     }
-    if let Err(e) = fs::remove_dir_all(path) {
-        tracing::warn!(path = %path.display(), error = %e, "could not delete an ended session directory");
+}
+
+/// Moves sessions whose creation crashed (`sessions/.starting-*`, older than
+/// [`LEFTOVER_AGE`] and not locked by a process still building them) to the trash, and
+/// deletes temporary snapshot files as old.
+fn clean_leftovers(layout: &Layout, snapshots: &Snapshots) {
+    let trash = layout.trash();
+    for (name, path) in old_entries(&layout.sessions(), LEFTOVER_AGE) {
+        let staging = SessionPaths::at(path);
+        if !name.starts_with(STAGING_PREFIX) || meta::snapshot_in_progress(&staging) {
+            continue;
+        }
+        let dest = trash.join(format!("{name}-{}", uuid::Uuid::new_v4().simple()));
+        match fs::rename(&staging.dir, &dest) {
+            Ok(()) => {
+                tracing::info!(dir = %name, "removing a session whose creation did not finish")
+            }
+            Err(e) => {
+                tracing::warn!(dir = %name, error = %e, "could not remove a half-created session")
+            }
+        }
+    }
+    let removed = snapshots.clean_leftovers(LEFTOVER_AGE);
+    if removed > 0 {
+        tracing::info!(
+            files = removed,
+            "removed temporary files of unfinished snapshots"
+        );
     }
 }
 
@@ -227,6 +326,7 @@ impl LocalProviderBuilder {
         snapshots
             .init()
             .map_err(|e| io_error("creating the snapshot store", e))?;
+        clean_leftovers(&layout, &snapshots);
         empty_trash(&layout);
         let netns = netns::detect();
         let caps = Capabilities {
@@ -278,7 +378,7 @@ fn empty_trash(layout: &Layout) {
     let trash = layout.trash();
     std::thread::spawn(move || {
         for entry in fs::read_dir(&trash).into_iter().flatten().flatten() {
-            remove_tree(&entry.path());
+            removal::remove_tree(&entry.path());
         }
     });
 }
@@ -349,14 +449,23 @@ impl LocalProvider {
         let now = sandkit_core::now();
         for id in ids {
             let paths = self.inner.layout.session(&id);
-            let expired = match meta::read(&paths) {
-                Ok(Some(m)) => m.expires_at <= now,
-                Ok(None) => false,
-                Err(e) => {
-                    tracing::warn!(session = %id, error = %e, "skipping an unreadable session");
-                    false
-                }
-            };
+            let expired = blocking(move || {
+                Ok(match meta::read(&paths) {
+                    // Left alone while a snapshot runs; a failed one reopens it, and
+                    // a later call reaps it.
+                    Ok(Some(m)) if meta::snapshot_in_progress(&paths) => {
+                        tracing::debug!(session = %m.id, "not reaping a session being snapshotted");
+                        false
+                    }
+                    Ok(Some(m)) => m.expires_at <= now,
+                    Ok(None) => false,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "skipping an unreadable session");
+                        false
+                    }
+                })
+            })
+            .await?;
             if expired && self.inner.end_session(&id).await? {
                 tracing::info!(session = %id, "stopped an expired local session");
                 stopped += 1;
@@ -468,10 +577,12 @@ fn create_session(inner: &Inner, meta: &SessionMeta) -> Result<()> {
         inner
             .layout
             .sessions()
-            .join(format!(".starting-{}", meta.id)),
+            .join(format!("{STAGING_PREFIX}{}", meta.id)),
     );
     let built = (|| {
         fs::create_dir(&staging.dir).map_err(|e| io_error("creating the session directory", e))?;
+        // Tells a provider starting meanwhile that this directory is not a leftover.
+        let _building = meta::try_snapshot_lock(&staging, &meta.id)?;
         fs::create_dir(staging.procs())
             .map_err(|e| io_error("creating the session directory", e))?;
         match &meta.from_snapshot {
@@ -489,7 +600,7 @@ fn create_session(inner: &Inner, meta: &SessionMeta) -> Result<()> {
             .map_err(|e| io_error("publishing the session directory", e))
     })();
     if built.is_err() {
-        remove_tree(&staging.dir);
+        removal::remove_tree(&staging.dir);
     }
     built
 }

@@ -22,6 +22,22 @@ use crate::meta::{self, PolicyKind, ProcessRecord, SessionMeta, SessionState};
 use crate::procs::{self, Group};
 use crate::provider::{Inner, PROVIDER_ID};
 
+/// Where a background process reports its end (`None` for foreground commands).
+fn watch(dir: &std::path::Path, record: &ProcessRecord) -> Option<Watch> {
+    Some(Watch {
+        exit_file: dir.join(record.exit_file.as_ref()?),
+        group: record.group(),
+    })
+}
+
+/// The exit code of a recorded process once it ended (reads files and `/proc`).
+fn exit_code(dir: &std::path::Path, record: &ProcessRecord) -> Option<i32> {
+    record.exit_code.or_else(|| match watch(dir, record) {
+        Some(w) => w.exit_code(),
+        None => (!record.group().leader_running()).then_some(-1),
+    })
+}
+
 /// A handle on a local session. Every call re-reads the session metadata, so handles
 /// in different OS processes see the same session.
 pub(crate) struct LocalSession {
@@ -126,15 +142,32 @@ impl LocalSession {
         })
     }
 
-    /// Records a started process; if the session ended meanwhile, kills it.
+    /// Records a started process. If the session ended meanwhile, or its policy was
+    /// tightened to deny-all while this process started with the host network, the
+    /// process is killed (under the metadata lock, so `set_policy` never sees the
+    /// session deny-all while it runs) and the call fails.
     async fn register(&self, record: ProcessRecord) -> Result<()> {
         let group = record.group();
         let registered = self
             .update(move |m| {
-                if m.state != SessionState::Live {
-                    return Err(session_gone(&m.id, "was snapshotted or stopped"));
+                let refused = if m.state != SessionState::Live {
+                    Some(session_gone(&m.id, "was snapshotted or stopped"))
+                } else if m.policy == PolicyKind::DenyAll && record.host_network {
+                    Some(Error::conflict(format!(
+                        "local session {} was switched to deny-all while `{}` was starting \
+                         with network access, so it was stopped; run it again (it will run \
+                         without network)",
+                        m.id,
+                        record.command.first().map_or("", String::as_str)
+                    )))
+                } else {
+                    None
+                };
+                if let Some(e) = refused {
+                    group.signal(libc::SIGKILL);
+                    return Err(e);
                 }
-                // Forget finished foreground commands whose whole group has ended.
+                // Forget finished foreground commands all of whose processes ended.
                 let groups: Vec<Group> = m.processes.iter().map(ProcessRecord::group).collect();
                 let alive = procs::alive_groups(&groups);
                 m.processes.retain(|p| {
@@ -150,7 +183,14 @@ impl LocalSession {
         registered
     }
 
-    fn record(&self, id: &str, spec: &ExecSpec, pid: i32, background: bool) -> ProcessRecord {
+    fn record(
+        &self,
+        id: &str,
+        spec: &ExecSpec,
+        pid: i32,
+        background: bool,
+        isolation: Isolation,
+    ) -> ProcessRecord {
         let group = Group::of_leader(pid);
         let file = |ext: &str| background.then(|| format!("procs/{id}.{ext}"));
         ProcessRecord {
@@ -160,28 +200,19 @@ impl LocalSession {
                 .chain(spec.args.iter().cloned())
                 .collect(),
             pid,
-            pgid: group.pgid,
+            pgid: group.leader,
             start_ticks: group.start_ticks,
             started_at: sandkit_core::now(),
             stdout_log: file("out"),
             stderr_log: file("err"),
             exit_file: file("exit"),
             exit_code: None,
+            host_network: isolation == Isolation::None,
         }
     }
 
     fn watch(&self, record: &ProcessRecord) -> Option<Watch> {
-        Some(Watch {
-            exit_file: self.paths.dir.join(record.exit_file.as_ref()?),
-            group: record.group(),
-        })
-    }
-
-    fn exit_code(&self, record: &ProcessRecord) -> Option<i32> {
-        record.exit_code.or_else(|| match self.watch(record) {
-            Some(w) => w.exit_code(),
-            None => (!record.group().leader_running()).then_some(-1),
-        })
+        watch(&self.paths.dir, record)
     }
 
     fn find(&self, meta: &SessionMeta, process_id: &str) -> Result<ProcessRecord> {
@@ -213,7 +244,13 @@ impl ProviderSession for LocalSession {
         self.live().await?;
         self.update(move |m| {
             if kind == PolicyKind::DenyAll && m.policy == PolicyKind::AllowAll {
-                let running = procs::alive_groups(&m.groups()).len();
+                let networked: Vec<Group> = m
+                    .processes
+                    .iter()
+                    .filter(|p| p.host_network)
+                    .map(ProcessRecord::group)
+                    .collect();
+                let running = procs::alive_groups(&networked).len();
                 if running > 0 {
                     return Err(Error::unsupported(format!(
                         "{running} process(es) of this session run with network access and the \
@@ -241,6 +278,9 @@ impl ProviderSession for LocalSession {
         cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
         let child = match cmd.spawn() {
             Ok(child) => child,
+            Err(e) if launch::isolation_failed(&e) => {
+                return Err(launch::isolation_error(&spec.command));
+            }
             Err(e)
                 if matches!(
                     e.kind(),
@@ -252,7 +292,7 @@ impl ProviderSession for LocalSession {
             Err(e) => return Err(io_error(format!("starting {}", spec.command), e)),
         };
         let pid = child.id().map_or(0, |p| p as i32);
-        let record = self.record(&id, &spec, pid, false);
+        let record = self.record(&id, &spec, pid, false, launch.isolation);
         let group = record.group();
         self.register(record).await?;
         tracing::debug!(session = %self.id, process = %id, command = %spec.command, policy = ?launch.meta.policy, "exec");
@@ -312,11 +352,15 @@ impl ProviderSession for LocalSession {
         args.extend(spec.args.iter().cloned());
         let mut cmd = launch::command("/bin/sh", &args, &launch.cwd, &launch.env, launch.isolation);
         cmd.stdout(logs.0).stderr(logs.1);
-        let mut child = cmd
-            .spawn()
-            .map_err(|e| io_error("starting a background process with /bin/sh", e))?;
+        let mut child = cmd.spawn().map_err(|e| {
+            if launch::isolation_failed(&e) {
+                launch::isolation_error(&spec.command)
+            } else {
+                io_error("starting a background process with /bin/sh", e)
+            }
+        })?;
         let pid = child.id().map_or(0, |p| p as i32);
-        let record = self.record(&id, &spec, pid, true);
+        let record = self.record(&id, &spec, pid, true, launch.isolation);
         let watch = Watch {
             exit_file: exit,
             group: record.group(),
@@ -341,16 +385,20 @@ impl ProviderSession for LocalSession {
 
     async fn processes(&self) -> Result<Vec<ProcessInfo>> {
         let meta = self.live().await?;
-        Ok(meta
-            .processes
-            .iter()
-            .filter(|p| p.background)
-            .map(|p| ProcessInfo {
-                id: p.id.clone(),
-                command: p.command.clone(),
-                exit_code: self.exit_code(p),
-            })
-            .collect())
+        let dir = self.paths.dir.clone();
+        blocking(move || {
+            Ok(meta
+                .processes
+                .iter()
+                .filter(|p| p.background)
+                .map(|p| ProcessInfo {
+                    id: p.id.clone(),
+                    command: p.command.clone(),
+                    exit_code: exit_code(&dir, p),
+                })
+                .collect())
+        })
+        .await
     }
 
     async fn process_logs(&self, process_id: &str) -> Result<LogStream> {
@@ -395,6 +443,12 @@ impl ProviderSession for LocalSession {
 
     async fn snapshot(&self) -> Result<SnapshotRef> {
         self.live().await?;
+        // Held until the snapshot ended (either way): `stop` and expiry wait for it
+        // rather than moving the directory away mid-capture.
+        let (paths, id) = (self.paths.clone(), self.id.clone());
+        let _snapshotting = blocking(move || meta::try_snapshot_lock(&paths, &id))
+            .await?
+            .ok_or_else(|| session_gone(&self.id, "is being snapshotted by another call"))?;
         let groups = self
             .update(|m| {
                 if m.state != SessionState::Live {
@@ -412,7 +466,8 @@ impl ProviderSession for LocalSession {
         let created = blocking(move || store.create(&session, &paths.work(), &paths.index())).await;
         match created {
             Ok(snapshot) => {
-                self.inner.discard_dir(&self.paths)?;
+                // The snapshot is stored: failing to clean up is logged, not reported.
+                self.inner.discard_dir(&self.paths).await;
                 tracing::info!(session = %self.id, %snapshot, elapsed_ms = started.elapsed().as_millis() as u64, "local snapshot taken; session ended");
                 Ok(SnapshotRef {
                     provider: PROVIDER_ID.to_owned(),

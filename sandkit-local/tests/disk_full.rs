@@ -6,7 +6,9 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use common::{provider, sh, start, start_with};
+use common::{
+    KillOnDrop, first_output_line, process_running, provider, sh, shell, start, start_with,
+};
 use sandkit_core::ErrorKind;
 
 struct Tmpfs {
@@ -96,4 +98,17 @@ async fn a_full_disk_fails_the_snapshot_and_keeps_everything_else() {
         "kept\nretry\n"
     );
     last.stop().await.unwrap();
+
+    // A full disk does not keep a session from being stopped.
+    let s3 = start(&p).await;
+    let bg = s3.spawn(shell("echo $$; exec sleep 60")).await.unwrap();
+    let pid = first_output_line(&*s3, &bg.id).await;
+    let _kill = KillOnDrop(pid);
+    let fill = sh(&*s3, "head -c 8000000 /dev/zero > fill").await;
+    assert_ne!(fill.code, 0, "the disk should be full: {fill:?}");
+    s3.stop().await.expect("stopping works on a full disk");
+    assert!(!process_running(pid), "its processes were stopped");
+    assert!(!root.join("sessions").join(&s3.session_ref().id).exists());
+    let err = s3.exec(shell("true")).await.unwrap_err();
+    assert_eq!(err.kind(), &ErrorKind::SessionUnavailable);
 }

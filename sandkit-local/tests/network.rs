@@ -127,3 +127,172 @@ async fn policies_it_cannot_enforce_are_refused() {
     assert_eq!(err.kind(), &ErrorKind::Unsupported, "{err}");
     d.stop().await.unwrap();
 }
+
+/// The network namespace of a process.
+fn netns(pid: &str) -> std::path::PathBuf {
+    std::fs::read_link(format!("/proc/{pid}/ns/net")).expect("netns link")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tightening_to_deny_all_never_leaves_a_networked_process_running() {
+    use futures::StreamExt;
+    use std::time::Duration;
+
+    let dir = tempfile::tempdir().unwrap();
+    let p = provider(dir.path());
+    let host = netns("self");
+    let mut raced = 0;
+    for i in 0..24_u64 {
+        let s = start(&p).await;
+        let command = shell("echo $$; exec sleep 30");
+        let started = async {
+            if i % 2 == 0 {
+                s.spawn(command).await.map(|h| (h, true))
+            } else {
+                s.exec(command).await.map(|h| (h, false))
+            }
+        };
+        let tighten = async {
+            tokio::time::sleep(Duration::from_micros(i % 8 * 300)).await;
+            s.set_policy(&FirewallRules::DenyAll).await
+        };
+        let (started, tightened) = tokio::join!(started, tighten);
+        if let (Ok((mut handle, background)), Ok(())) = (started, tightened) {
+            raced += 1;
+            let pid = if background {
+                common::first_output_line(&*s, &handle.id).await
+            } else {
+                let chunk = handle.output.next().await.expect("output").expect("chunk");
+                chunk.chunk.trim().parse().expect("pid")
+            };
+            let _kill = common::KillOnDrop(pid);
+            assert_ne!(
+                netns(&pid.to_string()),
+                host,
+                "iteration {i}: the session became deny-all while a process with host network ran"
+            );
+        }
+        s.stop().await.unwrap();
+    }
+    eprintln!("{raced} of 24 iterations started a command and tightened the policy");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn commands_inherit_no_descriptor_of_the_calling_process() {
+    use std::io::Read;
+    use std::os::fd::AsRawFd;
+
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let client = std::net::TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+    let (mut server, _) = listener.accept().unwrap();
+    server
+        .set_read_timeout(Some(std::time::Duration::from_millis(300)))
+        .unwrap();
+    let fd = client.as_raw_fd();
+    // As an embedding program might: a connected socket without close-on-exec.
+    // SAFETY: F_SETFD on a descriptor this test owns.
+    assert_eq!(unsafe { libc::fcntl(fd, libc::F_SETFD, 0) }, 0);
+
+    let dir = tempfile::tempdir().unwrap();
+    let p = provider(dir.path());
+    for spec in [common::fresh("local-tests"), deny_all()] {
+        let rules = format!("{:?}", spec.rules);
+        let s = start_with(&p, spec).await;
+        let r = run(
+            &*s,
+            ExecSpec {
+                command: "python3".into(),
+                args: vec!["-c".into(), format!("import os; os.write({fd}, b'leaked')")],
+                ..ExecSpec::default()
+            },
+        )
+        .await;
+        assert_ne!(r.code, 0, "{rules}: the command wrote to fd {fd}: {r:?}");
+        assert!(r.stderr.contains("Bad file descriptor"), "{rules}: {r:?}");
+        let mut buf = [0; 16];
+        match server.read(&mut buf) {
+            Ok(n) => panic!("{rules}: the listener received {:?}", &buf[..n]),
+            Err(e) => assert!(
+                matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ),
+                "{e}"
+            ),
+        }
+        s.stop().await.unwrap();
+    }
+    drop(client);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deny_all_command_cannot_reenter_the_host_network() {
+    if std::process::Command::new("nsenter")
+        .arg("--version")
+        .output()
+        .is_err()
+    {
+        eprintln!("skipped: nsenter (util-linux) is not installed");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let p = provider(dir.path());
+    let enter = format!("nsenter -t {} -n true", std::process::id());
+    if common::is_root() {
+        // Root with host network can: the check below is meaningful.
+        let open = start(&p).await;
+        let r = sh(&*open, &enter).await;
+        assert_eq!(r.code, 0, "{r:?}");
+        open.stop().await.unwrap();
+    }
+    let closed = start_with(&p, deny_all()).await;
+    let r = sh(&*closed, &enter).await;
+    assert_ne!(
+        r.code, 0,
+        "a deny-all command entered the host's network namespace: {r:?}"
+    );
+    // Nor can anything it runs: the capabilities are gone from its bounding set.
+    let caps = sh(&*closed, "grep CapBnd /proc/self/status").await.stdout;
+    let bounding = u64::from_str_radix(caps.split_whitespace().nth(1).unwrap(), 16).unwrap();
+    for (cap, bit) in [
+        ("CAP_NET_ADMIN", 12),
+        ("CAP_SYS_PTRACE", 19),
+        ("CAP_SYS_ADMIN", 21),
+    ] {
+        assert_eq!(
+            bounding & (1 << bit),
+            0,
+            "{cap} is still in the bounding set"
+        );
+    }
+    closed.stop().await.unwrap();
+}
+
+/// On a current-thread runtime every command is forked from this thread, so lowering
+/// this thread's capabilities makes the isolation of the next command fail.
+#[tokio::test(flavor = "current_thread")]
+async fn a_deny_all_command_whose_isolation_fails_is_a_typed_error() {
+    use rustix::thread::{CapabilitySet, capabilities, set_capabilities};
+
+    if common::skip_unless_root("dropping CAP_SYS_ADMIN") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let p = provider(dir.path());
+    let s = start_with(&p, deny_all()).await;
+    let saved = capabilities(None).unwrap();
+    let mut lowered = saved;
+    lowered.effective.remove(CapabilitySet::SYS_ADMIN);
+    set_capabilities(None, lowered).unwrap();
+    let exec = s.exec(shell("true")).await.err();
+    let spawn = s.spawn(shell("true")).await.err();
+    set_capabilities(None, saved).unwrap();
+    for err in [exec, spawn] {
+        let err = err.expect("not started");
+        assert_eq!(err.kind(), &ErrorKind::Unsupported, "{err}");
+        assert!(err.to_string().contains("deny-all"), "{err}");
+    }
+    // Once isolation works again, so do commands.
+    assert_eq!(sh(&*s, "echo ok").await.stdout, "ok\n");
+    s.stop().await.unwrap();
+}

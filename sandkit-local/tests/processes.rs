@@ -280,3 +280,114 @@ async fn a_missing_program_exits_127_like_a_shell() {
     assert_eq!(err.kind(), &ErrorKind::InvalidInput);
     s.stop().await.unwrap();
 }
+
+/// Starts `sleep 300` in a new process group (as job control or a daemon would) and
+/// prints its pid.
+const ESCAPE_GROUP: &str =
+    "perl -e 'setpgrp(0, 0); exec \"sleep\", \"300\"' >/dev/null 2>&1 & echo $!";
+
+/// Waits until `pid` leads its own process group (it left the command's group).
+async fn left_the_group(pid: i32) {
+    for _ in 0..250 {
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+        let rest = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
+        if rest.split_whitespace().nth(2) == Some(&pid.to_string()) {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    panic!("process {pid} did not move to its own group");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_timeout_kills_processes_that_changed_group() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = provider(dir.path());
+    let s = start(&p).await;
+    let mut spec = shell(&format!("{ESCAPE_GROUP}; sleep 100"));
+    spec.timeout = Some(Duration::from_millis(500));
+    let r = run(&*s, spec).await;
+    assert_eq!(r.code, 137, "{r:?}");
+    let pid: i32 = r.stdout.trim().parse().expect("pid");
+    let _kill = common::KillOnDrop(pid);
+    assert!(
+        !process_running(pid),
+        "a process in another group survived the timeout"
+    );
+    s.stop().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stop_snapshot_and_set_policy_see_processes_that_changed_group() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = provider(dir.path());
+
+    let s = start(&p).await;
+    let r = sh(&*s, ESCAPE_GROUP).await;
+    assert_eq!(r.code, 0, "{r:?}");
+    let pid: i32 = r.stdout.trim().parse().unwrap();
+    let _kill = common::KillOnDrop(pid);
+    left_the_group(pid).await;
+    assert!(process_running(pid));
+    // It runs with the host network: tightening the policy is refused.
+    let err = s
+        .set_policy(&sandkit_core::policies::FirewallRules::DenyAll)
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), &ErrorKind::Unsupported, "{err}");
+    s.stop().await.unwrap();
+    assert!(
+        !process_running(pid),
+        "stop left a process that changed group"
+    );
+
+    let s = start(&p).await;
+    let pid: i32 = sh(&*s, ESCAPE_GROUP).await.stdout.trim().parse().unwrap();
+    let _kill = common::KillOnDrop(pid);
+    left_the_group(pid).await;
+    s.snapshot().await.unwrap();
+    assert!(
+        !process_running(pid),
+        "snapshot left a process that changed group"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stop_waits_for_a_snapshot_in_progress() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    let p = provider(root);
+    let s = start(&p).await;
+    sh(&*s, "echo data > f").await;
+    // Ignores SIGTERM, so the snapshot spends the kill grace (500 ms) stopping it.
+    let stubborn = s
+        .spawn(shell("trap '' TERM; echo $$; while :; do sleep 0.05; done"))
+        .await
+        .unwrap();
+    let pid = first_line(&*s, &stubborn.id).await;
+    let _kill = common::KillOnDrop(pid);
+    let meta = root
+        .join("sessions")
+        .join(s.session_ref().id)
+        .join("session.json");
+    let stop_meanwhile = async {
+        for _ in 0..500 {
+            if std::fs::read_to_string(&meta).is_ok_and(|m| m.contains("\"snapshotting\"")) {
+                return s.stop().await;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        panic!("the snapshot never started");
+    };
+    let (snapshot, stopped) = tokio::join!(s.snapshot(), stop_meanwhile);
+    let snapshot = snapshot.expect("the snapshot completes despite the concurrent stop");
+    let err = stopped.expect_err("the snapshot already ended the session");
+    assert_eq!(err.kind(), &ErrorKind::SessionUnavailable, "{err}");
+    assert!(!process_running(pid));
+
+    let mut spec = common::fresh("local-tests");
+    spec.from = Some(snapshot);
+    let restored = start_with(&p, spec).await;
+    assert_eq!(sh(&*restored, "cat f").await.stdout, "data\n");
+    restored.stop().await.unwrap();
+}

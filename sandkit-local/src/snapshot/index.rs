@@ -9,18 +9,79 @@
 //! always gets a different `ctime`.
 
 use std::collections::HashMap;
-use std::fs::{self, Metadata};
-use std::os::unix::fs::MetadataExt;
+use std::fmt;
+use std::fs;
 use std::path::Path;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use serde::{Deserialize, Serialize};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
+use crate::fsat::Node;
 use crate::snapshot::manifest::RawPath;
 use crate::snapshot::packs::Location;
 
 /// Longest kernel timestamp granularity (one tick at HZ=100).
 const TICK: Duration = Duration::from_millis(10);
+
+const NANOS_PER_SEC: i128 = 1_000_000_000;
+
+/// A file time in nanoseconds since the epoch. Wide enough for any time a filesystem
+/// stores (`i64` nanoseconds only span the years 1677–2262). Stored as a JSON integer
+/// when it fits in an `i64` (the original format), as a decimal string otherwise.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub(crate) struct Nanos(pub(crate) i128);
+
+impl Nanos {
+    /// Seconds and nanoseconds since the epoch (as `statx` reports them).
+    pub(crate) fn from_parts(secs: i64, nanos: u32) -> Nanos {
+        Nanos(i128::from(secs) * NANOS_PER_SEC + i128::from(nanos))
+    }
+
+    /// As a `SystemTime`; `None` when it does not fit one.
+    pub(crate) fn system_time(self) -> Option<SystemTime> {
+        let secs = u64::try_from(self.0.div_euclid(NANOS_PER_SEC).unsigned_abs()).ok()?;
+        let nanos = u32::try_from(self.0.rem_euclid(NANOS_PER_SEC)).ok()?;
+        if self.0 >= 0 {
+            UNIX_EPOCH.checked_add(Duration::new(secs, nanos))
+        } else {
+            // -secs s + nanos ns
+            UNIX_EPOCH
+                .checked_sub(Duration::from_secs(secs))?
+                .checked_add(Duration::from_nanos(u64::from(nanos)))
+        }
+    }
+}
+
+impl Serialize for Nanos {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match i64::try_from(self.0) {
+            Ok(small) => s.serialize_i64(small),
+            Err(_) => s.serialize_str(&self.0.to_string()),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Nanos {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl serde::de::Visitor<'_> for Visitor {
+            type Value = Nanos;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("nanoseconds since the epoch (an integer or a decimal string)")
+            }
+            fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<Nanos, E> {
+                Ok(Nanos(i128::from(v)))
+            }
+            fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<Nanos, E> {
+                Ok(Nanos(i128::from(v)))
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Nanos, E> {
+                v.parse().map(Nanos).map_err(E::custom)
+            }
+        }
+        d.deserialize_any(Visitor)
+    }
+}
 
 /// The `stat` fields that identify a file's content version.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -29,34 +90,19 @@ pub(crate) struct Stamp {
     pub(crate) ino: u64,
     pub(crate) size: u64,
     pub(crate) mode: u32,
-    pub(crate) mtime_ns: i64,
-    pub(crate) ctime_ns: i64,
+    pub(crate) mtime_ns: Nanos,
+    pub(crate) ctime_ns: Nanos,
 }
 
 impl Stamp {
-    pub(crate) fn of(md: &Metadata) -> Stamp {
+    pub(crate) fn of(node: &Node) -> Stamp {
         Stamp {
-            ino: md.ino(),
-            size: md.size(),
-            mode: md.mode(),
-            mtime_ns: mtime_ns(md),
-            ctime_ns: md.ctime() * 1_000_000_000 + md.ctime_nsec(),
+            ino: node.ino,
+            size: node.size,
+            mode: node.mode,
+            mtime_ns: node.mtime,
+            ctime_ns: node.ctime,
         }
-    }
-}
-
-/// A file's modification time in nanoseconds since the epoch.
-pub(crate) fn mtime_ns(md: &Metadata) -> i64 {
-    md.mtime() * 1_000_000_000 + md.mtime_nsec()
-}
-
-/// Nanoseconds since the epoch as a `SystemTime`.
-pub(crate) fn system_time(ns: i64) -> SystemTime {
-    let magnitude = Duration::from_nanos(ns.unsigned_abs());
-    if ns >= 0 {
-        UNIX_EPOCH + magnitude
-    } else {
-        UNIX_EPOCH - magnitude
     }
 }
 
@@ -108,10 +154,10 @@ impl Index {
     }
 
     /// The cached entry of `path` if its `stat` fields are unchanged.
-    pub(crate) fn unchanged(&self, path: &[u8], md: &Metadata) -> Option<&IndexEntry> {
+    pub(crate) fn unchanged(&self, path: &[u8], node: &Node) -> Option<&IndexEntry> {
         self.by_path
             .get(path)
-            .filter(|entry| entry.stamp == Stamp::of(md))
+            .filter(|entry| entry.stamp == Stamp::of(node))
     }
 
     /// Every cached entry.
@@ -132,7 +178,9 @@ pub(crate) fn settle(entries: &[IndexEntry]) {
     let Some(newest) = entries.iter().map(|e| e.stamp.ctime_ns).max() else {
         return;
     };
-    let safe = system_time(newest) + TICK;
+    let Some(safe) = newest.system_time().and_then(|t| t.checked_add(TICK)) else {
+        return;
+    };
     if let Ok(wait) = safe.duration_since(SystemTime::now()) {
         std::thread::sleep(wait);
     }
@@ -141,6 +189,7 @@ pub(crate) fn settle(entries: &[IndexEntry]) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::fsat::stat_path;
     use std::io::Write;
 
     #[test]
@@ -153,13 +202,13 @@ mod tests {
             hash: "h".into(),
             pack: "snap_p".into(),
             offset: 0,
-            stamp: Stamp::of(&fs::metadata(&path).unwrap()),
+            stamp: Stamp::of(&stat_path(&path).unwrap()),
         };
         settle(std::slice::from_ref(&entry));
         let index = Index::from_entries(vec![entry]);
         assert_eq!(
             index
-                .unchanged(b"f", &fs::metadata(&path).unwrap())
+                .unchanged(b"f", &stat_path(&path).unwrap())
                 .map(|e| e.hash.as_str()),
             Some("h")
         );
@@ -170,22 +219,37 @@ mod tests {
             .unwrap()
             .write_all(b"two")
             .unwrap();
-        assert_eq!(index.unchanged(b"f", &fs::metadata(&path).unwrap()), None);
-        assert_eq!(
-            index.unchanged(b"other", &fs::metadata(&path).unwrap()),
-            None
-        );
+        assert_eq!(index.unchanged(b"f", &stat_path(&path).unwrap()), None);
+        assert_eq!(index.unchanged(b"other", &stat_path(&path).unwrap()), None);
     }
 
     #[test]
     fn times_convert_both_ways_of_the_epoch() {
         assert_eq!(
-            system_time(1_500_000_000),
-            UNIX_EPOCH + Duration::from_millis(1500)
+            Nanos(1_500_000_000).system_time(),
+            Some(UNIX_EPOCH + Duration::from_millis(1500))
         );
         assert_eq!(
-            system_time(-1_000_000_000),
-            UNIX_EPOCH - Duration::from_secs(1)
+            Nanos(-1_000_000_000).system_time(),
+            Some(UNIX_EPOCH - Duration::from_secs(1))
         );
+        assert_eq!(
+            Nanos(-1_500_000_000).system_time(),
+            Some(UNIX_EPOCH - Duration::from_millis(1500))
+        );
+        assert_eq!(Nanos(i128::MAX).system_time(), None);
+    }
+
+    #[test]
+    fn times_beyond_2262_survive_json() {
+        // 2300-01-01 and 1600-01-01: outside what i64 nanoseconds can hold.
+        for secs in [10_413_792_000_i64, -11_676_096_000] {
+            let t = Nanos::from_parts(secs, 123);
+            let json = serde_json::to_string(&t).unwrap();
+            assert_eq!(serde_json::from_str::<Nanos>(&json).unwrap(), t, "{json}");
+        }
+        // The original format (an integer) still reads.
+        assert_eq!(serde_json::from_str::<Nanos>("42").unwrap(), Nanos(42));
+        assert_eq!(serde_json::to_string(&Nanos(42)).unwrap(), "42");
     }
 }

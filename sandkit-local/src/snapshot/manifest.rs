@@ -12,6 +12,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::layout::is_valid_id;
+use crate::snapshot::index::Nanos;
 
 /// Current manifest format.
 pub(crate) const VERSION: u32 = 1;
@@ -22,6 +23,7 @@ pub(crate) const VERSION: u32 = 1;
 pub(crate) struct RawPath(pub(crate) Vec<u8>);
 
 impl RawPath {
+    #[cfg(test)]
     pub(crate) fn from_path(path: &Path) -> Self {
         RawPath(path.as_os_str().as_bytes().to_vec())
     }
@@ -93,14 +95,14 @@ pub(crate) enum Entry {
     Dir {
         path: RawPath,
         mode: u32,
-        mtime_ns: i64,
+        mtime_ns: Nanos,
     },
     /// A regular file: its content (BLAKE3 `hash`) is `size` bytes at `offset` in `pack`.
     File {
         path: RawPath,
         mode: u32,
         size: u64,
-        mtime_ns: i64,
+        mtime_ns: Nanos,
         hash: String,
         pack: String,
         offset: u64,
@@ -208,7 +210,7 @@ mod tests {
         Entry::Dir {
             path: RawPath(p.into()),
             mode: 0o755,
-            mtime_ns: 0,
+            mtime_ns: Nanos(0),
         }
     }
 
@@ -217,7 +219,7 @@ mod tests {
             path: RawPath(p.into()),
             mode: 0o644,
             size: 0,
-            mtime_ns: 0,
+            mtime_ns: Nanos(0),
             hash: "0".repeat(64),
             pack: "snap_p".into(),
             offset: 0,

@@ -25,8 +25,9 @@ use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::{Duration, SystemTime};
 
-use sandkit_core::{Error, Result};
+use sandkit_core::{Error, ErrorKind, Result};
 
 use crate::errors::{corrupt, io_error, snapshot_gone};
 use crate::layout::{Layout, is_valid_id, new_id};
@@ -44,6 +45,9 @@ pub(crate) struct Snapshots {
 
 /// Files to split across worker threads below this count are handled inline.
 const INLINE_BELOW: usize = 8;
+
+/// Captures tried when files change while they are captured.
+const CAPTURE_ATTEMPTS: usize = 3;
 
 impl Snapshots {
     pub(crate) fn new(layout: &Layout) -> Self {
@@ -92,7 +96,16 @@ impl Snapshots {
     pub(crate) fn create(&self, session: &str, work: &Path, index: &Path) -> Result<String> {
         let _lock = self.shared()?;
         let id = new_id("snap");
-        let captured = capture::capture(work, || Index::load(index), &self.packs, &id)?;
+        let mut attempt = 1;
+        let captured = loop {
+            match capture::capture(work, || Index::load(index), &self.packs, &id) {
+                Err(e) if e.kind() == &ErrorKind::Conflict && attempt < CAPTURE_ATTEMPTS => {
+                    tracing::debug!(session, attempt, error = %e, "files changed during a snapshot; capturing again");
+                    attempt += 1;
+                }
+                other => break other?,
+            }
+        };
         let manifest = Manifest {
             version: VERSION,
             id,
@@ -142,6 +155,25 @@ impl Snapshots {
         serde_json::from_slice(&raw).map_err(|e| corrupt("local snapshot", id, e))
     }
 
+    /// Deletes temporary manifests and packs older than `age` that crashed snapshots
+    /// left behind. Returns how many were deleted.
+    pub(crate) fn clean_leftovers(&self, age: Duration) -> usize {
+        let manifests = old_entries(&self.dir, age)
+            .filter(|(name, _)| name.starts_with('.') && name.ends_with(".tmp"));
+        let tmp_packs = self.packs.tmp_dir();
+        let packs = old_entries(&tmp_packs, age);
+        let mut removed = 0;
+        for (_, path) in manifests.chain(packs) {
+            match fs::remove_file(&path) {
+                Ok(()) => removed += 1,
+                Err(e) => {
+                    tracing::debug!(path = %path.display(), error = %e, "could not delete a leftover snapshot file")
+                }
+            }
+        }
+        removed
+    }
+
     /// Restores snapshot `id` into `dest` (which must not exist); returns the stat
     /// cache of the restored files, already settled (see [`index::settle`]).
     pub(crate) fn restore(&self, id: &str, dest: &Path) -> Result<Vec<IndexEntry>> {
@@ -188,6 +220,24 @@ impl Snapshots {
         }
         Ok(keep)
     }
+}
+
+/// Entries of `dir` (name, path) last modified more than `age` ago.
+pub(crate) fn old_entries(
+    dir: &Path,
+    age: Duration,
+) -> impl Iterator<Item = (String, PathBuf)> + use<> {
+    let now = SystemTime::now();
+    fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter(move |e| {
+            e.metadata()
+                .and_then(|m| m.modified())
+                .is_ok_and(|t| now.duration_since(t).is_ok_and(|d| d > age))
+        })
+        .filter_map(|e| Some((e.file_name().into_string().ok()?, e.path())))
 }
 
 /// Runs `work` on every item on up to `available_parallelism` threads, keeping order.

@@ -176,7 +176,7 @@ impl Packs {
         fs::create_dir_all(self.tmp_dir())
     }
 
-    fn tmp_dir(&self) -> PathBuf {
+    pub(crate) fn tmp_dir(&self) -> PathBuf {
         self.dir.join("tmp")
     }
 

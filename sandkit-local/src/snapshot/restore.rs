@@ -1,19 +1,25 @@
 //! Restoring a manifest into an empty directory.
 //!
 //! The manifest is validated first (plain relative paths, parents listed as directories
-//! before their children), files are created with `O_CREAT | O_EXCL | O_NOFOLLOW`, and
-//! symlinks are created as links, never followed: nothing is written outside `dest`.
+//! before their children), every entry is created relative to its parent directory
+//! opened beneath `dest` (no symlink followed, any depth), files with
+//! `O_CREAT | O_EXCL | O_NOFOLLOW`, and symlinks as links: nothing is written outside
+//! `dest`.
 
 use std::collections::HashMap;
-use std::fs::{self, DirBuilder, File, FileTimes, OpenOptions, Permissions};
+use std::ffi::OsStr;
+use std::fs::{self, File, FileTimes, Permissions};
 use std::io;
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
+use std::os::fd::{AsFd, BorrowedFd};
+use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 
+use rustix::fs::{Mode, OFlags};
 use sandkit_core::{Error, Result};
 
 use crate::errors::{corrupt, io_error};
-use crate::snapshot::index::{IndexEntry, Stamp, system_time};
+use crate::fsat;
+use crate::snapshot::index::{IndexEntry, Nanos, Stamp};
 use crate::snapshot::manifest::{Entry, Manifest};
 use crate::snapshot::packs::{Packs, copy_range};
 use crate::snapshot::parallel;
@@ -57,29 +63,54 @@ fn open_packs<'m>(manifest: &'m Manifest, packs: &Packs) -> Result<HashMap<&'m s
     Ok(open)
 }
 
+/// Runs `op` on the parent directory of `rel` (opened beneath `root`) and the last
+/// component of `rel`.
+fn in_parent<R>(
+    root: BorrowedFd<'_>,
+    rel: &Path,
+    op: impl FnOnce(BorrowedFd<'_>, &OsStr) -> io::Result<R>,
+) -> io::Result<R> {
+    let name = rel
+        .file_name()
+        .ok_or_else(|| io::Error::from(io::ErrorKind::InvalidInput))?;
+    match rel.parent().filter(|p| !p.as_os_str().is_empty()) {
+        None => op(root, name),
+        Some(parent) => {
+            let dir = fsat::open_beneath(root, parent, OFlags::PATH | OFlags::DIRECTORY)?;
+            op(dir.as_fd(), name)
+        }
+    }
+}
+
 /// Restores `manifest` into `dest`, which must not exist yet. Returns the stat cache
-/// of the restored files.
+/// of the restored files. Every entry is created relative to its parent's descriptor,
+/// so trees of any depth restore.
 pub(crate) fn restore(manifest: &Manifest, packs: &Packs, dest: &Path) -> Result<Vec<IndexEntry>> {
     manifest
         .validate()
         .map_err(|reason| corrupt("local snapshot", &manifest.id, reason))?;
     let open = open_packs(manifest, packs)?;
     fs::create_dir(dest).map_err(|e| io_error("creating the session directory", e))?;
-    let mut builder = DirBuilder::new();
-    builder.mode(0o700);
+    let root = fsat::open_dir(dest).map_err(|e| io_error("opening the session directory", e))?;
     let mut files = Vec::new();
     for entry in &manifest.entries {
-        let at = dest.join(entry.path().as_path());
+        let rel = entry.path().as_path();
+        let at = || dest.join(rel).display().to_string();
         match entry {
-            Entry::Dir { .. } => builder
-                .create(&at)
-                .map_err(|e| io_error(format!("restoring directory {}", at.display()), e))?,
-            Entry::Symlink { target, .. } => std::os::unix::fs::symlink(target.as_path(), &at)
-                .map_err(|e| io_error(format!("restoring symlink {}", at.display()), e))?,
+            Entry::Dir { .. } => in_parent(root.as_fd(), rel, |dir, name| {
+                Ok(rustix::fs::mkdirat(dir, name, Mode::from_raw_mode(0o700))?)
+            })
+            .map_err(|e| io_error(format!("restoring directory {}", at()), e))?,
+            Entry::Symlink { target, .. } => in_parent(root.as_fd(), rel, |dir, name| {
+                Ok(rustix::fs::symlinkat(target.as_path(), dir, name)?)
+            })
+            .map_err(|e| io_error(format!("restoring symlink {}", at()), e))?,
             Entry::File { .. } => files.push(entry),
         }
     }
-    let index = parallel(&files, |entry| restore_file(entry, &open, dest))?;
+    let index = parallel(&files, |entry| {
+        restore_file(entry, &open, root.as_fd(), dest)
+    })?;
     // Deepest directories first, after their contents, so their times and (possibly
     // read-only) modes are final.
     for entry in manifest.entries.iter().rev() {
@@ -89,9 +120,10 @@ pub(crate) fn restore(manifest: &Manifest, packs: &Packs, dest: &Path) -> Result
             mtime_ns,
         } = entry
         {
-            let at = dest.join(path.as_path());
-            finish_dir(&at, *mode, *mtime_ns)
-                .map_err(|e| io_error(format!("restoring directory {}", at.display()), e))?;
+            finish_dir(root.as_fd(), path.as_path(), *mode, *mtime_ns).map_err(|e| {
+                let at = dest.join(path.as_path());
+                io_error(format!("restoring directory {}", at.display()), e)
+            })?;
         }
     }
     Ok(index.into_iter().flatten().collect())
@@ -100,6 +132,7 @@ pub(crate) fn restore(manifest: &Manifest, packs: &Packs, dest: &Path) -> Result
 fn restore_file(
     entry: &Entry,
     packs: &HashMap<&str, File>,
+    root: BorrowedFd<'_>,
     dest: &Path,
 ) -> Result<Option<IndexEntry>> {
     let Entry::File {
@@ -114,37 +147,47 @@ fn restore_file(
     else {
         return Ok(None);
     };
-    let at = dest.join(path.as_path());
     let written = (|| -> io::Result<IndexEntry> {
-        let out = OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .custom_flags(libc::O_NOFOLLOW)
-            .mode(0o600)
-            .open(&at)?;
+        let out = File::from(in_parent(root, path.as_path(), |dir, name| {
+            Ok(rustix::fs::openat(
+                dir,
+                name,
+                OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+                Mode::from_raw_mode(0o600),
+            )?)
+        })?);
         if *size > 0 {
             let source = packs
                 .get(pack.as_str())
                 .ok_or_else(|| io::Error::other(format!("pack {pack} is not open")))?;
             copy_range(source, *offset, &out, 0, *size)?;
         }
-        out.set_times(FileTimes::new().set_modified(system_time(*mtime_ns)))?;
+        if let Some(time) = mtime_ns.system_time() {
+            out.set_times(FileTimes::new().set_modified(time))?;
+        }
         out.set_permissions(Permissions::from_mode(*mode))?;
         Ok(IndexEntry {
             path: path.clone(),
             hash: hash.clone(),
             pack: pack.clone(),
             offset: *offset,
-            stamp: Stamp::of(&out.metadata()?),
+            stamp: Stamp::of(&fsat::stat_fd(out.as_fd())?),
         })
     })();
-    written
-        .map(Some)
-        .map_err(|e| io_error(format!("restoring {}", at.display()), e))
+    written.map(Some).map_err(|e| {
+        let at = dest.join(path.as_path());
+        io_error(format!("restoring {}", at.display()), e)
+    })
 }
 
-fn finish_dir(at: &Path, mode: u32, mtime_ns: i64) -> io::Result<()> {
-    let dir = File::open(at)?;
-    dir.set_times(FileTimes::new().set_modified(system_time(mtime_ns)))?;
+fn finish_dir(root: BorrowedFd<'_>, rel: &Path, mode: u32, mtime: Nanos) -> io::Result<()> {
+    let dir = File::from(fsat::open_beneath(
+        root,
+        rel,
+        OFlags::RDONLY | OFlags::DIRECTORY,
+    )?);
+    if let Some(time) = mtime.system_time() {
+        dir.set_times(FileTimes::new().set_modified(time))?;
+    }
     dir.set_permissions(Permissions::from_mode(mode))
 }

@@ -202,7 +202,7 @@ fn a_forged_manifest_cannot_write_outside_the_session() {
         path: RawPath(p.into()),
         mode: 0o644,
         size,
-        mtime_ns: 0,
+        mtime_ns: index::Nanos(0),
         hash: hash.clone(),
         pack: pack.clone(),
         offset: 0,
@@ -323,4 +323,125 @@ fn unknown_and_malformed_ids_are_unavailable() {
         let err = f.store.restore(id, &f.root.join("d")).unwrap_err();
         assert_eq!(err.kind(), &ErrorKind::SnapshotUnavailable, "{id}");
     }
+}
+
+/// Checks that every stored content hashes to the hash its entry names.
+fn assert_contents_match_hashes(f: &Fixture, id: &str) {
+    let manifest = f.store.read_manifest(id).unwrap();
+    for entry in &manifest.entries {
+        if let Entry::File {
+            path,
+            size,
+            hash,
+            pack,
+            offset,
+            ..
+        } = entry
+            && *size > 0
+        {
+            let mut stored = vec![0; usize::try_from(*size).unwrap()];
+            use std::os::unix::fs::FileExt;
+            f.store
+                .packs
+                .open(pack)
+                .unwrap()
+                .read_exact_at(&mut stored, *offset)
+                .unwrap();
+            assert_eq!(
+                blake3::hash(&stored).to_hex().as_str(),
+                hash,
+                "{:?} is stored under the wrong hash",
+                path.as_path()
+            );
+        }
+    }
+}
+
+#[test]
+fn a_file_rewritten_during_a_snapshot_is_stored_under_the_hash_of_what_was_stored() {
+    use std::os::unix::fs::FileExt;
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    const SIZE: usize = 4 << 20;
+    let f = fixture();
+    let work = f.root.join("work");
+    fs::create_dir_all(&work).unwrap();
+    fs::write(work.join("hot"), vec![b'a'; SIZE]).unwrap();
+    fs::write(work.join("cold"), "steady").unwrap();
+    let stop = AtomicBool::new(false);
+    let mut stored = 0;
+    std::thread::scope(|scope| {
+        scope.spawn(|| {
+            let file = fs::OpenOptions::new()
+                .write(true)
+                .open(work.join("hot"))
+                .unwrap();
+            let versions = [vec![b'a'; SIZE], vec![b'b'; SIZE]];
+            for i in 0.. {
+                if stop.load(Ordering::Relaxed) {
+                    break;
+                }
+                file.write_all_at(&versions[i % 2], 0).unwrap();
+            }
+        });
+        for _ in 0..10 {
+            match f.store.create("sbx_t", &work, &f.no_index()) {
+                Ok(id) => {
+                    assert_contents_match_hashes(&f, &id);
+                    stored += 1;
+                }
+                Err(e) => assert_eq!(e.kind(), &ErrorKind::Conflict, "{e}"),
+            }
+        }
+        stop.store(true, Ordering::Relaxed);
+    });
+    assert!(
+        stored > 0,
+        "no snapshot succeeded while a file was being rewritten"
+    );
+}
+
+#[test]
+fn trees_deeper_than_path_max_round_trip_and_delete() {
+    use crate::fsat;
+    use rustix::fs::{Mode, OFlags};
+    use std::os::fd::AsFd;
+
+    let f = fixture();
+    let work = f.root.join("work");
+    fs::create_dir_all(&work).unwrap();
+    let name = "d".repeat(200);
+    let depth = 30; // 30 × 201 bytes: well past PATH_MAX (4096)
+    let mut dir = fsat::open_dir(&work).unwrap();
+    for _ in 0..depth {
+        rustix::fs::mkdirat(dir.as_fd(), name.as_str(), Mode::from_raw_mode(0o755)).unwrap();
+        dir = fsat::open_dir_at(dir.as_fd(), std::ffi::OsStr::new(&name)).unwrap();
+    }
+    let deep = rustix::fs::openat(
+        dir.as_fd(),
+        "deep.txt",
+        OFlags::WRONLY | OFlags::CREATE,
+        Mode::from_raw_mode(0o644),
+    )
+    .unwrap();
+    rustix::io::write(&deep, b"at the bottom").unwrap();
+    drop(deep);
+
+    let id = f.store.create("sbx_t", &work, &f.no_index()).unwrap();
+    assert_eq!(f.store.read_manifest(&id).unwrap().entries.len(), depth + 1);
+    let dest = f.root.join("restored");
+    let index = f.store.restore(&id, &dest).unwrap();
+    assert_eq!(index.len(), 1);
+    let mut dir = fsat::open_dir(&dest).unwrap();
+    for _ in 0..depth {
+        dir = fsat::open_dir_at(dir.as_fd(), std::ffi::OsStr::new(&name)).unwrap();
+    }
+    let file = rustix::fs::openat(dir.as_fd(), "deep.txt", OFlags::RDONLY, Mode::empty()).unwrap();
+    let mut content = [0; 13];
+    rustix::io::read(&file, &mut content).unwrap();
+    assert_eq!(&content, b"at the bottom");
+
+    crate::removal::try_remove_tree(&dest).unwrap();
+    crate::removal::try_remove_tree(&work).unwrap();
+    assert!(!dest.exists() && !work.exists());
 }

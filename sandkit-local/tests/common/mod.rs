@@ -50,3 +50,125 @@ pub fn process_running(pid: i32) -> bool {
         Err(_) => false,
     }
 }
+
+/// Whether this process runs as root (mount tests need it; CI does).
+pub fn is_root() -> bool {
+    // SAFETY: geteuid has no preconditions.
+    unsafe { libc::geteuid() == 0 }
+}
+
+/// Skips (returns `true`) when not root, failing instead on CI.
+pub fn skip_unless_root(what: &str) -> bool {
+    if is_root() {
+        return false;
+    }
+    eprintln!("skipped: {what} needs root");
+    assert!(
+        std::env::var("CI").as_deref() != Ok("true"),
+        "CI runs as root and must run this test"
+    );
+    true
+}
+
+/// Detaches every mount at or under a directory when dropped, so tests that mount
+/// clean up even when they fail.
+pub struct MountsUnder(pub std::path::PathBuf);
+
+impl MountsUnder {
+    /// Mount points at or under the directory, deepest first.
+    pub fn list(&self) -> Vec<std::path::PathBuf> {
+        let Ok(real) = std::fs::canonicalize(&self.0) else {
+            return Vec::new();
+        };
+        let info = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+        let mut found: Vec<std::path::PathBuf> = info
+            .lines()
+            .filter_map(|l| l.split(' ').nth(4))
+            .map(std::path::PathBuf::from)
+            .filter(|m| m.starts_with(&real))
+            .collect();
+        found.sort_by_key(|m| std::cmp::Reverse(m.as_os_str().len()));
+        found
+    }
+}
+
+impl Drop for MountsUnder {
+    fn drop(&mut self) {
+        for _ in 0..8 {
+            let left = self.list();
+            if left.is_empty() {
+                return;
+            }
+            for m in left {
+                let _ = std::process::Command::new("umount")
+                    .arg("-l")
+                    .arg(&m)
+                    .status();
+            }
+        }
+    }
+}
+
+/// Waits until the provider's trash is empty (ended sessions are deleted in the
+/// background).
+pub async fn trash_emptied(root: &Path) {
+    let trash = root.join("trash");
+    for _ in 0..500 {
+        if std::fs::read_dir(&trash).map_or(true, |mut d| d.next().is_none()) {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    panic!("the trash was not emptied in time");
+}
+
+/// Whether any regular file under `root` holds exactly `needle`.
+pub fn tree_has_content(root: &Path, needle: &[u8]) -> bool {
+    walkdir::WalkDir::new(root)
+        .follow_links(false)
+        .into_iter()
+        .flatten()
+        .filter(|e| e.file_type().is_file())
+        .any(|e| std::fs::read(e.path()).is_ok_and(|c| c == needle))
+}
+
+/// Whether any regular file under `root` contains `needle`.
+pub fn tree_contains(root: &Path, needle: &[u8]) -> bool {
+    walkdir::WalkDir::new(root)
+        .follow_links(false)
+        .into_iter()
+        .flatten()
+        .filter(|e| e.file_type().is_file())
+        .any(|e| {
+            std::fs::read(e.path()).is_ok_and(|c| c.windows(needle.len()).any(|w| w == needle))
+        })
+}
+
+/// Reads the first stdout line of a background process (its pid, by convention in
+/// these tests).
+pub async fn first_output_line(s: &dyn ProviderSession, id: &str) -> i32 {
+    use futures::StreamExt;
+    let mut logs = s.process_logs(id).await.expect("logs");
+    let mut text = String::new();
+    while !text.contains('\n') {
+        let chunk = tokio::time::timeout(Duration::from_secs(10), logs.next())
+            .await
+            .expect("output in time")
+            .expect("output")
+            .expect("chunk");
+        text.push_str(&chunk.chunk);
+    }
+    text.trim().parse().expect("a pid")
+}
+
+/// Kills a process when dropped (so a failing test leaves nothing running).
+pub struct KillOnDrop(pub i32);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        if self.0 > 1 && process_running(self.0) {
+            // SAFETY: kill(2) has no memory effects on this process.
+            unsafe { libc::kill(self.0, libc::SIGKILL) };
+        }
+    }
+}
