@@ -19,6 +19,30 @@ fn host_dir(parent: &Path) -> PathBuf {
     host
 }
 
+/// A temporary directory holding a host directory and a provider root, whose mounts
+/// are detached on drop (fields drop in order: the mounts before the directory).
+struct Fixture {
+    _cleanup: MountsUnder,
+    _dir: tempfile::TempDir,
+    host: PathBuf,
+    root: PathBuf,
+}
+
+/// The fixture, or `None` (the test is skipped) when not running as root.
+fn fixture() -> Option<Fixture> {
+    if skip_unless_root("bind-mounting") {
+        return None;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let host = host_dir(dir.path());
+    Some(Fixture {
+        _cleanup: MountsUnder(dir.path().to_path_buf()),
+        root: dir.path().join("root"),
+        host,
+        _dir: dir,
+    })
+}
+
 fn assert_host_intact(host: &Path) {
     assert_eq!(std::fs::read(host.join("keep.txt")).unwrap(), HOST_DATA);
     assert_eq!(std::fs::read(host.join("sub/deep.txt")).unwrap(), HOST_DATA);
@@ -26,14 +50,11 @@ fn assert_host_intact(host: &Path) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_bind_mount_inside_a_session_is_neither_deleted_nor_captured() {
-    if skip_unless_root("bind-mounting") {
+    let Some(fx) = fixture() else {
         return;
-    }
-    let dir = tempfile::tempdir().unwrap();
-    let _cleanup = MountsUnder(dir.path().to_path_buf());
-    let host = host_dir(dir.path());
-    let root = dir.path().join("root");
-    let p = provider(&root);
+    };
+    let (host, root) = (&fx.host, &fx.root);
+    let p = provider(root);
     let mount = format!(
         "mkdir -p mnt && mount --bind {} mnt && echo own > own.txt && ls mnt",
         host.display()
@@ -47,16 +68,16 @@ async fn a_bind_mount_inside_a_session_is_neither_deleted_nor_captured() {
         "{mounted:?}"
     );
     s.stop().await.unwrap();
-    trash_emptied(&root).await;
-    assert_host_intact(&host);
+    trash_emptied(root).await;
+    assert_host_intact(host);
 
     let s = start(&p).await;
     assert_eq!(sh(&*s, &mount).await.code, 0);
     let snap = s.snapshot().await.unwrap();
-    trash_emptied(&root).await;
-    assert_host_intact(&host);
+    trash_emptied(root).await;
+    assert_host_intact(host);
     assert!(
-        !common::tree_contains(&root, HOST_DATA),
+        !common::tree_contains(root, HOST_DATA),
         "host files were captured"
     );
 
@@ -69,20 +90,17 @@ async fn a_bind_mount_inside_a_session_is_neither_deleted_nor_captured() {
         "the mount point comes back empty: {listed:?}"
     );
     restored.stop().await.unwrap();
-    trash_emptied(&root).await;
-    assert_host_intact(&host);
+    trash_emptied(root).await;
+    assert_host_intact(host);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_mount_over_the_working_directory_is_refused_and_survives_stop() {
-    if skip_unless_root("bind-mounting") {
+    let Some(fx) = fixture() else {
         return;
-    }
-    let dir = tempfile::tempdir().unwrap();
-    let _cleanup = MountsUnder(dir.path().to_path_buf());
-    let host = host_dir(dir.path());
-    let root = dir.path().join("root");
-    let p = provider(&root);
+    };
+    let (host, root) = (&fx.host, &fx.root);
+    let p = provider(root);
     let s = start(&p).await;
     let mounted = sh(&*s, &format!("mount --bind {} \"$HOME\"", host.display())).await;
     assert_eq!(mounted.code, 0, "{mounted:?}");
@@ -93,6 +111,6 @@ async fn a_mount_over_the_working_directory_is_refused_and_survives_stop() {
     assert!(!common::tree_contains(&root.join("objects"), HOST_DATA));
 
     s.stop().await.unwrap();
-    trash_emptied(&root).await;
-    assert_host_intact(&host);
+    trash_emptied(root).await;
+    assert_host_intact(host);
 }

@@ -5,9 +5,9 @@ mod common;
 
 use std::time::Duration;
 
-use common::{process_running, provider, run, sh, shell, start, start_with};
+use common::{first_output_line, process_running, provider, run, sh, shell, start, start_with};
 use futures::StreamExt;
-use sandkit_core::{ErrorKind, ExecSpec, LogBuffer, ProviderSession, StdStream};
+use sandkit_core::{ErrorKind, ExecSpec, LogBuffer, StdStream};
 
 fn pids(text: &str) -> Vec<i32> {
     text.split_whitespace()
@@ -93,21 +93,6 @@ async fn background_processes_outlive_their_handles_and_replay_logs() {
     s.stop().await.unwrap();
 }
 
-/// Reads the first stdout line of a background process (its pid, by convention here).
-async fn first_line(s: &dyn ProviderSession, id: &str) -> i32 {
-    let mut logs = s.process_logs(id).await.unwrap();
-    let mut text = String::new();
-    while !text.contains('\n') {
-        let chunk = tokio::time::timeout(Duration::from_secs(10), logs.next())
-            .await
-            .expect("output in time")
-            .expect("output")
-            .unwrap();
-        text.push_str(&chunk.chunk);
-    }
-    text.trim().parse().unwrap()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kill_and_stop_end_background_processes() {
     let dir = tempfile::tempdir().unwrap();
@@ -115,8 +100,8 @@ async fn kill_and_stop_end_background_processes() {
     let s = start(&p).await;
     let a = s.spawn(shell("echo $$; exec sleep 60")).await.unwrap();
     let b = s.spawn(shell("echo $$; exec sleep 60")).await.unwrap();
-    let pid_a = first_line(&*s, &a.id).await;
-    let pid_b = first_line(&*s, &b.id).await;
+    let pid_a = first_output_line(&*s, &a.id).await;
+    let pid_b = first_output_line(&*s, &b.id).await;
     assert!(process_running(pid_a) && process_running(pid_b));
     s.kill(&a.id).await.unwrap();
     assert!(!process_running(pid_a));
@@ -156,7 +141,7 @@ async fn an_expired_session_is_stopped_on_the_next_touch() {
     spec.timeout = Duration::from_secs(1);
     let s = start_with(&p, spec).await;
     let bg = s.spawn(shell("echo $$; exec sleep 60")).await.unwrap();
-    let pid = first_line(&*s, &bg.id).await;
+    let pid = first_output_line(&*s, &bg.id).await;
     tokio::time::sleep(Duration::from_millis(1200)).await;
     assert!(process_running(pid), "nothing reaps without a touch");
     let err = s.exec(shell("echo late")).await.unwrap_err();
@@ -182,7 +167,7 @@ async fn reap_expired_stops_sessions_nobody_touches() {
         .spawn(shell("echo $$; exec sleep 60"))
         .await
         .unwrap();
-    let pid = first_line(&*expiring, &bg.id).await;
+    let pid = first_output_line(&*expiring, &bg.id).await;
     let keeper = start(&p).await;
     tokio::time::sleep(Duration::from_millis(400)).await;
     assert_eq!(p.reap_expired().await.unwrap(), 1);
@@ -364,7 +349,7 @@ async fn stop_waits_for_a_snapshot_in_progress() {
         .spawn(shell("trap '' TERM; echo $$; while :; do sleep 0.05; done"))
         .await
         .unwrap();
-    let pid = first_line(&*s, &stubborn.id).await;
+    let pid = first_output_line(&*s, &stubborn.id).await;
     let _kill = common::KillOnDrop(pid);
     let meta = root
         .join("sessions")
