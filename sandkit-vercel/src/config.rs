@@ -66,6 +66,7 @@ pub(crate) struct Settings {
     pub(crate) max_timeout: Duration,
     pub(crate) poll_interval: Duration,
     pub(crate) settle_limit: Duration,
+    pub(crate) deadline_grace: Duration,
 }
 
 /// Builds a [`VercelProvider`].
@@ -105,6 +106,7 @@ impl Default for VercelProviderBuilder {
                 max_timeout: PRO_MAX_TIMEOUT,
                 poll_interval: Duration::from_millis(500),
                 settle_limit: Duration::from_secs(120),
+                deadline_grace: Duration::from_secs(60),
             },
             retry: RetryConfig::default(),
             request_timeout: Duration::from_secs(60),
@@ -186,6 +188,15 @@ impl VercelProviderBuilder {
     /// How often a session that is stopping or snapshotting is polled (default 500 ms).
     pub fn poll_interval(mut self, interval: Duration) -> Self {
         self.settings.poll_interval = interval;
+        self
+    }
+
+    /// How long a command stream or wait for an exit code may stay open past its
+    /// session's deadline before the session is checked (default 60 s), and how often
+    /// it is checked after that. A session found stopped ends the wait with
+    /// `SessionUnavailable` instead of hanging on a connection that went silent.
+    pub fn deadline_grace(mut self, grace: Duration) -> Self {
+        self.settings.deadline_grace = grace;
         self
     }
 

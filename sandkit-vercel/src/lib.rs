@@ -47,7 +47,12 @@
 //! once as `RateLimited`). Calls that create or run something are retried only when the
 //! service provably did not act (429, 503, a connection that never opened); a 500/502/504
 //! or a connection lost mid-request is reported, and a broken command stream is an
-//! error, never a rerun: a durable command cannot run twice. See [`RetryConfig`].
+//! error, never a rerun: a durable command cannot run twice. Command streams and waits
+//! for an exit code have no request timeout (commands may run silently for hours);
+//! once one is still open past its session's deadline plus
+//! [`VercelProviderBuilder::deadline_grace`], the session is checked and, if it has
+//! stopped, the wait ends with `SessionUnavailable`. Stream lines over 8 MiB and error
+//! lines are handled as typed errors, with the command's env values scrubbed. See [`RetryConfig`].
 //!
 //! | answer | error kind |
 //! |---|---|

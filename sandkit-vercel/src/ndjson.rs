@@ -12,6 +12,32 @@ use crate::client::Failure;
 /// The exact content type of command streams.
 pub(crate) const NDJSON: &str = "application/x-ndjson";
 
+/// The longest line accepted. The service sends output in chunks far smaller; a longer
+/// line means a broken stream, and buffering it would take unbounded memory.
+pub(crate) const MAX_LINE: usize = 8 * 1024 * 1024;
+
+/// Why a stream could not give its next line.
+#[derive(Debug)]
+pub(crate) enum LineError {
+    /// The body failed (connection lost, timeout).
+    Body(reqwest::Error),
+    /// A line grew past [`MAX_LINE`] bytes without ending.
+    TooLong,
+}
+
+impl std::fmt::Display for LineError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            LineError::Body(e) => write!(f, "{e}"),
+            LineError::TooLong => write!(
+                f,
+                "a line grew past {} MiB without ending",
+                MAX_LINE / (1024 * 1024)
+            ),
+        }
+    }
+}
+
 type ByteStream = Pin<Box<dyn Stream<Item = reqwest::Result<Bytes>> + Send>>;
 
 /// Lines of an NDJSON body as they arrive (empty lines skipped; the last line may lack
@@ -44,7 +70,7 @@ impl NdjsonLines {
     }
 
     /// The next non-empty line; `None` at the end of the body.
-    pub(crate) async fn next_line(&mut self) -> Option<Result<Bytes, reqwest::Error>> {
+    pub(crate) async fn next_line(&mut self) -> Option<Result<Bytes, LineError>> {
         loop {
             if let Some(pos) = self.buffer.iter().position(|b| *b == b'\n') {
                 let line = self.buffer.split_to(pos + 1).freeze();
@@ -64,12 +90,17 @@ impl NdjsonLines {
                 }
                 return Some(Ok(rest));
             }
+            if self.buffer.len() > MAX_LINE {
+                self.done = true;
+                self.buffer.clear();
+                return Some(Err(LineError::TooLong));
+            }
             match self.body.next().await {
                 Some(Ok(chunk)) => self.buffer.extend_from_slice(chunk.chunk()),
                 Some(Err(e)) => {
                     self.done = true;
                     self.buffer.clear();
-                    return Some(Err(e));
+                    return Some(Err(LineError::Body(e)));
                 }
                 None => self.done = true,
             }
@@ -90,6 +121,34 @@ fn trim_line(mut line: Bytes) -> Bytes {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn lines_of(chunks: Vec<Bytes>) -> NdjsonLines {
+        NdjsonLines {
+            body: Box::pin(futures::stream::iter(chunks.into_iter().map(Ok))),
+            buffer: BytesMut::new(),
+            done: false,
+        }
+    }
+
+    #[tokio::test]
+    async fn lines_split_across_chunks_are_joined() {
+        let mut lines = lines_of(vec![
+            Bytes::from_static(b"{\"a\""),
+            Bytes::from_static(b":1}\n\n{}"),
+        ]);
+        assert_eq!(lines.next_line().await.unwrap().unwrap(), &b"{\"a\":1}"[..]);
+        assert_eq!(lines.next_line().await.unwrap().unwrap(), &b"{}"[..]);
+        assert!(lines.next_line().await.is_none());
+    }
+
+    #[tokio::test]
+    async fn an_endless_line_is_an_error_not_unbounded_memory() {
+        let chunk = Bytes::from(vec![b'x'; 1024 * 1024]);
+        let mut lines = lines_of(vec![chunk; MAX_LINE / (1024 * 1024) + 2]);
+        let err = lines.next_line().await.unwrap().unwrap_err();
+        assert!(matches!(err, LineError::TooLong), "{err}");
+        assert!(lines.next_line().await.is_none());
+    }
 
     #[test]
     fn trims_lines() {

@@ -21,10 +21,20 @@ fn broken(session: &str, command: &str, why: &str) -> Error {
     )
 }
 
-/// The error an `error` line carries.
-pub(crate) fn stream_error(session: &str, failure: StreamFailure) -> Error {
-    let code = failure.code.unwrap_or_else(|| "stream_error".to_owned());
-    let message = failure.message.unwrap_or_else(|| "no message".to_owned());
+/// The error an `error` line carries; the server's text is scrubbed of the token and
+/// `secrets` (it may echo what the command was given).
+pub(crate) fn stream_error(
+    core: &SessionCore,
+    failure: StreamFailure,
+    secrets: &[String],
+) -> Error {
+    let session = core.id.as_str();
+    let code = core
+        .client
+        .scrub(failure.code.as_deref().unwrap_or("stream_error"), secrets);
+    let message = core
+        .client
+        .scrub(failure.message.as_deref().unwrap_or("no message"), secrets);
     if code == "sandbox_stopped" {
         return Error::session_unavailable(format!(
             "Vercel session {session} stopped while the command ran ({message}); start a new session"
@@ -38,7 +48,12 @@ pub(crate) fn stream_error(session: &str, failure: StreamFailure) -> Error {
 }
 
 /// Reads the first line of a wait stream, which must be the started command.
-pub(crate) async fn read_first_command(lines: &mut NdjsonLines, session: &str) -> Result<Command> {
+pub(crate) async fn read_first_command(
+    lines: &mut NdjsonLines,
+    core: &SessionCore,
+    secrets: &[String],
+) -> Result<Command> {
+    let session = core.id.as_str();
     let protocol = |why: String| {
         Error::provider(
             None,
@@ -51,37 +66,43 @@ pub(crate) async fn read_first_command(lines: &mut NdjsonLines, session: &str) -
         Some(Err(e)) => Err(broken(session, "(not started)", &format!("broke ({e})"))),
         Some(Ok(line)) => match StreamLine::parse(&line) {
             Ok(StreamLine::Command(command)) => Ok(command),
-            Ok(StreamLine::Failure(f)) => Err(stream_error(session, f)),
+            Ok(StreamLine::Failure(f)) => Err(stream_error(core, f, secrets)),
             Ok(_) => Err(protocol("did not start with a command line".to_owned())),
             Err(e) => Err(protocol(format!("has a line that is not JSON ({e})"))),
         },
     }
 }
 
-/// Forwards log lines to `sink` until the final command line (exit code) or a failure.
-pub(crate) async fn pump_wait_stream(
+/// Forwards log lines to `emit` until the final command line; returns its exit code.
+pub(crate) async fn read_wait_stream(
     mut lines: NdjsonLines,
-    sink: ProcessSink,
     core: &SessionCore,
     command: &str,
-) {
+    secrets: &[String],
+    emit: impl Fn(LogChunk),
+) -> Result<i32> {
     let session = core.id.as_str();
     loop {
         let line = match lines.next_line().await {
-            None => return sink.fail(broken(session, command, "ended")),
-            Some(Err(e)) => return sink.fail(broken(session, command, &format!("broke ({e})"))),
+            None => return Err(broken(session, command, "ended")),
+            Some(Err(e)) => return Err(broken(session, command, &format!("broke ({e})"))),
             Some(Ok(line)) => line,
         };
         match StreamLine::parse(&line) {
-            Ok(StreamLine::Output { stderr, data }) => sink.send(chunk(stderr, data)),
-            Ok(StreamLine::Failure(f)) => return sink.fail(stream_error(session, f)),
+            Ok(StreamLine::Output { stderr, data }) => emit(chunk(stderr, data)),
+            Ok(StreamLine::Failure(f)) => return Err(stream_error(core, f, secrets)),
             Ok(StreamLine::Command(c)) => {
                 return match c.exit() {
                     Some(code) => {
-                        debug!(session, command, exit_code = code, "vercel command finished");
-                        sink.finish(code)
+                        debug!(
+                            session,
+                            command,
+                            exit_code = code,
+                            "vercel command finished"
+                        );
+                        Ok(code)
                     }
-                    None => sink.fail(Error::provider(
+                    None => Err(Error::provider(
                         None,
                         None,
                         format!(
@@ -93,7 +114,7 @@ pub(crate) async fn pump_wait_stream(
             }
             Ok(StreamLine::Other) => {}
             Err(e) => {
-                return sink.fail(Error::provider(
+                return Err(Error::provider(
                     None,
                     None,
                     format!(
@@ -102,6 +123,15 @@ pub(crate) async fn pump_wait_stream(
                 ));
             }
         }
+    }
+}
+
+/// Ends `sink` with the outcome of following a command, as [`SessionCore::watched`]
+/// gives it.
+pub(crate) fn deliver(sink: ProcessSink, outcome: Result<Result<i32>>) {
+    match outcome.and_then(|r| r) {
+        Ok(code) => sink.finish(code),
+        Err(e) => sink.fail(e),
     }
 }
 
@@ -148,6 +178,7 @@ impl Progress {
 async fn logs_pass(
     core: &SessionCore,
     command: &str,
+    secrets: &[String],
     progress: &mut Progress,
     emit: &impl Fn(LogChunk),
 ) -> Result<bool> {
@@ -166,7 +197,7 @@ async fn logs_pass(
                     emit(chunk(stderr, fresh));
                 }
             }
-            Ok(StreamLine::Failure(f)) => return Err(stream_error(&core.id, f)),
+            Ok(StreamLine::Failure(f)) => return Err(stream_error(core, f, secrets)),
             Ok(_) | Err(_) => {}
         }
     }
@@ -182,11 +213,12 @@ async fn logs_pass(
 pub(crate) async fn follow(
     core: &SessionCore,
     command: &str,
+    secrets: &[String],
     emit: impl Fn(LogChunk),
 ) -> Result<i32> {
     let mut progress = Progress::default();
     loop {
-        logs_pass(core, command, &mut progress, &emit).await?;
+        logs_pass(core, command, secrets, &mut progress, &emit).await?;
         let call = core
             .call(Method::GET, "wait for command", &["cmd", command])
             .query("wait", "true")
@@ -194,7 +226,7 @@ pub(crate) async fn follow(
         let waited: CommandEnvelope = core.json(call).await?;
         if let Some(code) = waited.command.exit() {
             // Output written after the last pass ended (none when the stream ran to the exit).
-            if !logs_pass(core, command, &mut progress, &emit).await? {
+            if !logs_pass(core, command, secrets, &mut progress, &emit).await? {
                 return Err(broken(&core.id, command, "broke"));
             }
             return Ok(code);

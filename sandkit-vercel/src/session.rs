@@ -1,6 +1,7 @@
 //! [`VercelSession`]: one running Vercel sandbox session.
 
 use std::fmt;
+use std::future::Future;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -8,8 +9,8 @@ use std::time::{Duration, Instant};
 use async_trait::async_trait;
 use chrono::{DateTime, TimeZone, Utc};
 use sandkit_core::{
-    Error, ExecSpec, LogStream, ProcessHandle, ProcessInfo, ProviderSession, Result, SessionRef,
-    SnapshotRef,
+    Error, ExecSpec, LogStream, ProcessHandle, ProcessInfo, ProcessSink, ProviderSession, Result,
+    SessionRef, SnapshotRef,
 };
 use sandkit_policies::FirewallRules;
 use serde::de::DeserializeOwned;
@@ -20,7 +21,7 @@ use crate::client::{ApiClient, Call, Failure};
 use crate::config::Settings;
 use crate::ndjson::NdjsonLines;
 use crate::policy::{describe, network_policy, secret_values};
-use crate::process::{follow, pump_wait_stream, read_first_command};
+use crate::process::{deliver, follow, read_first_command, read_wait_stream};
 use crate::provider::PROVIDER_ID;
 use crate::validate;
 use crate::wire::{
@@ -76,6 +77,18 @@ impl VercelSession {
                 ended: AtomicBool::new(false),
             }),
         }
+    }
+}
+
+impl VercelSession {
+    /// Follows command `id` (logs, then exit code) into `sink` in the background.
+    fn follow_in_background(&self, id: String, secrets: Vec<String>, sink: ProcessSink) {
+        let core = self.core.clone();
+        tokio::spawn(async move {
+            let output = follow(&core, &id, &secrets, |chunk| sink.send(chunk));
+            let outcome = core.watched(output).await;
+            deliver(sink, outcome);
+        });
     }
 }
 
@@ -193,6 +206,58 @@ impl SessionCore {
         self.settings.poll_interval
     }
 
+    /// Runs `work`, a stream or long poll (these have no request timeout), watching
+    /// the session: once its deadline plus [`Settings::deadline_grace`] has passed, the
+    /// session is fetched, and again every grace period; when it is no longer running,
+    /// `work` is abandoned with `SessionUnavailable`. Before the deadline nothing extra
+    /// is sent; an extension (from any process) moves the next check.
+    pub(crate) async fn watched<F: Future>(&self, work: F) -> Result<F::Output> {
+        let mut work = std::pin::pin!(work);
+        loop {
+            let check_at =
+                tokio::time::Instant::now() + self.until_deadline() + self.settings.deadline_grace;
+            tokio::select! {
+                out = &mut work => return Ok(out),
+                () = tokio::time::sleep_until(check_at) => {
+                    if let Some(status) = self.gone().await {
+                        self.mark_ended();
+                        return Err(Error::session_unavailable(format!(
+                            "Vercel session {} is {status} past its deadline while a command stream \
+                             or wait was open; start a new session",
+                            self.id
+                        )));
+                    }
+                }
+            }
+        }
+    }
+
+    /// Time left until the session's deadline as last seen (zero when passed or unknown).
+    fn until_deadline(&self) -> Duration {
+        let Some(deadline_ms) = self.view().deadline_ms else {
+            return Duration::ZERO;
+        };
+        let now_ms = u64::try_from(Utc::now().timestamp_millis()).unwrap_or(0);
+        Duration::from_millis(deadline_ms.saturating_sub(now_ms))
+    }
+
+    /// Fetches the session: `Some(status)` when it has ended for good, `None` while it
+    /// runs, is still settling, or cannot be told (the caller keeps waiting).
+    async fn gone(&self) -> Option<String> {
+        let call = self.call(reqwest::Method::GET, "get session", &[]);
+        match self.client.json::<SessionEnvelope>(&call).await {
+            Ok(found) => {
+                self.remember(&found.session);
+                let status = found.session.status;
+                status.is_over().then(|| status.as_str().to_owned())
+            }
+            Err(failure) => match failure.status() {
+                Some((404 | 410, _)) => Some("gone".to_owned()),
+                _ => None,
+            },
+        }
+    }
+
     fn remember(&self, session: &crate::wire::Session) {
         self.view().deadline_ms = session.deadline_ms();
     }
@@ -259,40 +324,45 @@ impl ProviderSession for VercelSession {
 
     async fn exec(&self, spec: ExecSpec) -> Result<ProcessHandle> {
         validate::exec(&spec)?;
+        let secrets = env_values(&spec);
         let call = self
             .core
             .call(reqwest::Method::POST, "run command", &["cmd"])
             .body(run_body(&spec, true))
-            .secrets(env_values(&spec))
+            .secrets(secrets.clone())
             .long();
-        let mut lines = self.core.ndjson(call).await?;
-        let command = read_first_command(&mut lines, &self.core.id).await?;
+        let core = &self.core;
+        let (lines, command) = core
+            .watched(async {
+                let mut lines = core.ndjson(call).await?;
+                let command = read_first_command(&mut lines, core, &secrets).await?;
+                Ok::<_, Error>((lines, command))
+            })
+            .await??;
         debug!(session = %self.core.id, command = %command.id, "vercel command started");
         let (sink, handle) = ProcessHandle::channel(command.id.clone());
         let core = self.core.clone();
-        tokio::spawn(async move { pump_wait_stream(lines, sink, &core, &command.id).await });
+        tokio::spawn(async move {
+            let output = read_wait_stream(lines, &core, &command.id, &secrets, |c| sink.send(c));
+            let outcome = core.watched(output).await;
+            deliver(sink, outcome);
+        });
         Ok(handle)
     }
 
     async fn spawn(&self, spec: ExecSpec) -> Result<ProcessHandle> {
         validate::exec(&spec)?;
+        let secrets = env_values(&spec);
         let call = self
             .core
             .call(reqwest::Method::POST, "start command", &["cmd"])
             .body(run_body(&spec, false))
-            .secrets(env_values(&spec));
+            .secrets(secrets.clone());
         let started: CommandEnvelope = self.core.json(call).await?;
         let id = started.command.id;
         info!(session = %self.core.id, command = %id, "vercel background command started");
         let (sink, handle) = ProcessHandle::channel(id.clone());
-        let core = self.core.clone();
-        tokio::spawn(async move {
-            let result = follow(&core, &id, |chunk| sink.send(chunk)).await;
-            match result {
-                Ok(code) => sink.finish(code),
-                Err(e) => sink.fail(e),
-            }
-        });
+        self.follow_in_background(id, secrets, sink);
         Ok(handle)
     }
 
@@ -329,14 +399,7 @@ impl ProviderSession for VercelSession {
             }
         })?;
         let (sink, handle) = ProcessHandle::channel(process_id);
-        let core = self.core.clone();
-        let id = process_id.to_owned();
-        tokio::spawn(async move {
-            match follow(&core, &id, |chunk| sink.send(chunk)).await {
-                Ok(code) => sink.finish(code),
-                Err(e) => sink.fail(e),
-            }
-        });
+        self.follow_in_background(process_id.to_owned(), Vec::new(), sink);
         Ok(handle.output)
     }
 

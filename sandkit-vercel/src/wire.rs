@@ -74,6 +74,14 @@ impl SessionStatus {
         matches!(self, SessionStatus::Pending | SessionStatus::Running)
     }
 
+    /// Whether it has ended for good (stopped, failed or aborted).
+    pub(crate) fn is_over(self) -> bool {
+        matches!(
+            self,
+            SessionStatus::Stopped | SessionStatus::Failed | SessionStatus::Aborted
+        )
+    }
+
     /// Whether it is on its way to `stopped`.
     pub(crate) fn is_settling(self) -> bool {
         matches!(self, SessionStatus::Stopping | SessionStatus::Snapshotting)

@@ -6,7 +6,9 @@ use std::time::Duration;
 
 use sandkit_core::{Provider, ProviderSession, StartSpec, WorkspaceId};
 use sandkit_policies::FirewallRules;
-use sandkit_vercel::{Credentials, RetryConfig, VercelProvider, default_user_agent};
+use sandkit_vercel::{
+    Credentials, RetryConfig, VercelProvider, VercelProviderBuilder, default_user_agent,
+};
 use serde_json::{Value, json};
 use wiremock::matchers::{header, method, path, query_param};
 use wiremock::{Mock, MockBuilder, MockServer, ResponseTemplate};
@@ -71,16 +73,19 @@ pub fn fast_retry() -> RetryConfig {
     }
 }
 
-/// A provider for `server` with the contract's credentials (token `tok`, team `team_abc`,
-/// project `prj_123`).
-pub fn provider(server: &MockServer) -> VercelProvider {
+/// A provider builder for `server` with the contract's credentials (token `tok`, team
+/// `team_abc`, project `prj_123`), fast retries and polls.
+pub fn builder(server: &MockServer) -> VercelProviderBuilder {
     VercelProvider::builder()
         .base_url(server.uri())
         .credentials(Credentials::access_token("tok", "team_abc", "prj_123").expect("creds"))
         .retry(fast_retry())
         .poll_interval(Duration::from_millis(10))
-        .build()
-        .expect("provider")
+}
+
+/// [`builder`], built.
+pub fn provider(server: &MockServer) -> VercelProvider {
+    builder(server).build().expect("provider")
 }
 
 /// A start spec for workspace `ws-1`.
@@ -97,13 +102,21 @@ pub fn spec() -> StartSpec {
 
 /// Mounts the create fixture (any body) and starts session `sbx_s1`.
 pub async fn session(server: &MockServer) -> Box<dyn ProviderSession> {
+    session_of(server, &provider(server)).await
+}
+
+/// [`session`], started by `provider`.
+pub async fn session_of(
+    server: &MockServer,
+    provider: &VercelProvider,
+) -> Box<dyn ProviderSession> {
     let guard = Mock::given(method("POST"))
         .and(path("/v3/sandboxes"))
         .respond_with(ResponseTemplate::new(200).set_body_json(created()))
         .named("create (setup)")
         .mount_as_scoped(server)
         .await;
-    let session = provider(server).start(spec()).await.expect("start");
+    let session = provider.start(spec()).await.expect("start");
     drop(guard);
     session
 }

@@ -1,0 +1,147 @@
+//! Command streams and waits for an exit code have no request timeout: they end with
+//! the command, or, when the connection goes silent, once the session is found stopped
+//! past its deadline. What the server says on them never echoes a secret.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use sandkit_core::{ErrorKind, LogBuffer, ProviderSession};
+use sandkit_testkit::provider_suite::shell;
+use serde_json::json;
+use wiremock::{MockServer, ResponseTemplate};
+
+const SESSION: &str = "/v2/sandboxes/sessions/sbx_s1";
+const CMD: &str = "/v2/sandboxes/sessions/sbx_s1/cmd";
+
+/// A session whose deadline (from the §11 fixture) has passed, checked every 100 ms.
+async fn watched_session(server: &MockServer) -> Box<dyn ProviderSession> {
+    let provider = common::builder(server)
+        .deadline_grace(Duration::from_millis(100))
+        .build()
+        .expect("provider");
+    common::session_of(server, &provider).await
+}
+
+/// The session object with `status`.
+fn session_in(status: &str) -> serde_json::Value {
+    json!({ "session": common::with(common::session_running(), json!({ "status": status })) })
+}
+
+/// A command stream that starts with `cmd_1`, prints `out` and exits 0.
+fn finished_stream() -> ResponseTemplate {
+    common::ndjson(&[
+        json!({"command": {"id": "cmd_1", "exitCode": null}}),
+        json!({"stream": "stdout", "data": "out"}),
+        json!({"command": {"id": "cmd_1", "exitCode": 0}}),
+    ])
+}
+
+/// Guards the test against hanging: a wait that never ends fails here.
+async fn bounded<T>(what: &str, fut: impl std::future::Future<Output = T>) -> T {
+    tokio::time::timeout(Duration::from_secs(30), fut)
+        .await
+        .unwrap_or_else(|_| panic!("{what} still hangs after 30 s"))
+}
+
+#[tokio::test]
+async fn a_silent_stream_of_a_stopped_session_ends_as_unavailable() {
+    let server = MockServer::start().await;
+    let session = watched_session(&server).await;
+    common::api("POST", CMD)
+        .respond_with(finished_stream().set_delay(Duration::from_secs(600)))
+        .mount(&server)
+        .await;
+    common::api("GET", SESSION)
+        .respond_with(ResponseTemplate::new(200).set_body_json(session_in("stopped")))
+        .expect(1)
+        .mount(&server)
+        .await;
+    let err = bounded("exec", session.exec(shell("sleep 1000")))
+        .await
+        .expect_err("the session stopped");
+    assert_eq!(err.kind(), &ErrorKind::SessionUnavailable, "{err}");
+    assert!(err.to_string().contains("sbx_s1"), "{err}");
+    // The session is known to be over: nothing more is sent.
+    let again = session.exec(shell("true")).await.expect_err("ended");
+    assert_eq!(again.kind(), &ErrorKind::SessionUnavailable);
+    server.verify().await;
+}
+
+#[tokio::test]
+async fn a_silent_command_in_a_running_session_is_waited_for() {
+    let server = MockServer::start().await;
+    let session = watched_session(&server).await;
+    common::api("POST", CMD)
+        .respond_with(finished_stream().set_delay(Duration::from_millis(800)))
+        .expect(1)
+        .mount(&server)
+        .await;
+    common::api("GET", SESSION)
+        .respond_with(ResponseTemplate::new(200).set_body_json(session_in("running")))
+        .expect(1..)
+        .mount(&server)
+        .await;
+    let handle = bounded("exec", session.exec(shell("sleep 1")))
+        .await
+        .expect("the command started");
+    let log = LogBuffer::default();
+    assert_eq!(log.pump(handle).await.expect("finished"), 0);
+    assert_eq!(log.collect().0, "out");
+    server.verify().await;
+}
+
+#[tokio::test]
+async fn a_wait_for_a_background_command_ends_when_the_session_is_gone() {
+    let server = MockServer::start().await;
+    let session = watched_session(&server).await;
+    common::api("POST", CMD)
+        .respond_with(
+            ResponseTemplate::new(200)
+                .set_body_json(json!({"command": {"id": "cmd_1", "exitCode": null}})),
+        )
+        .mount(&server)
+        .await;
+    common::api("GET", &format!("{CMD}/cmd_1/logs"))
+        .respond_with(common::ndjson(&[]).set_delay(Duration::from_secs(600)))
+        .mount(&server)
+        .await;
+    common::api("GET", SESSION)
+        .respond_with(ResponseTemplate::new(410).set_body_json(
+            json!({"error": {"code": "sandbox_stopped", "message": "Sandbox is stopped"}}),
+        ))
+        .expect(1)
+        .mount(&server)
+        .await;
+    let handle = session.spawn(shell("sleep 1000")).await.expect("started");
+    let err = bounded("wait", handle.exit)
+        .await
+        .expect_err("the session is gone");
+    assert_eq!(err.kind(), &ErrorKind::SessionUnavailable, "{err}");
+    server.verify().await;
+}
+
+#[tokio::test]
+async fn an_error_line_never_echoes_the_commands_env_values() {
+    let server = MockServer::start().await;
+    let session = common::session(&server).await;
+    let secret = "sk-live-do-not-print";
+    common::api("POST", CMD)
+        .respond_with(common::ndjson(&[
+            json!({"command": {"id": "cmd_1", "exitCode": null}}),
+            json!({"stream": "error", "data": {"code": "bad_env",
+                "message": format!("could not export API_KEY={secret}")}}),
+        ]))
+        .mount(&server)
+        .await;
+    let mut spec = shell("echo x");
+    spec.env = BTreeMap::from([("API_KEY".to_owned(), secret.to_owned())]);
+    let handle = session.exec(spec).await.expect("started");
+    let err = LogBuffer::default()
+        .pump(handle)
+        .await
+        .expect_err("error line");
+    assert!(!err.to_string().contains(secret), "{err}");
+    assert!(err.to_string().contains("[redacted]"), "{err}");
+}
