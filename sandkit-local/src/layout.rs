@@ -84,6 +84,12 @@ impl SessionPaths {
         self.dir.join("snapshot.lock")
     }
 
+    /// Lock held shared by calls starting a command (from reading the session's policy
+    /// until the command is registered), exclusively by `set_policy`.
+    pub(crate) fn launch_lock(&self) -> PathBuf {
+        self.dir.join("launch.lock")
+    }
+
     /// File-stat cache of the restored tree, for incremental snapshots.
     pub(crate) fn index(&self) -> PathBuf {
         self.dir.join("index.json")

@@ -174,6 +174,32 @@ pub(crate) fn try_snapshot_lock(paths: &SessionPaths, id: &str) -> Result<Option
     }
 }
 
+/// Takes the session's launch lock, waiting for it: shared while a command is being
+/// started, exclusive while the policy changes (see [`SessionPaths::launch_lock`]).
+/// `SessionUnavailable` when the session is gone.
+pub(crate) fn launch_lock(paths: &SessionPaths, id: &str, exclusive: bool) -> Result<File> {
+    let file = match OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(paths.launch_lock())
+    {
+        Ok(f) => f,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            return Err(session_gone(id, "is stopped or unknown"));
+        }
+        Err(e) => return Err(io_error("opening the session launch lock", e)),
+    };
+    let locked = if exclusive {
+        file.lock()
+    } else {
+        file.lock_shared()
+    };
+    locked.map_err(|e| io_error("locking the session launch lock", e))?;
+    Ok(file)
+}
+
 /// Whether a live call (in any OS process) is snapshotting the session right now.
 /// A session left in [`SessionState::Snapshotting`] by a crashed process is not.
 pub(crate) fn snapshot_in_progress(paths: &SessionPaths) -> bool {

@@ -62,6 +62,9 @@ struct Launch {
     cwd: std::path::PathBuf,
     env: std::collections::BTreeMap<String, String>,
     isolation: Isolation,
+    /// The session's launch lock (shared), held until the command is registered, so
+    /// the policy it was started under cannot change before `set_policy` sees it.
+    _launching: std::fs::File,
 }
 
 impl LocalSession {
@@ -129,6 +132,8 @@ impl LocalSession {
                 "command is empty; pass an executable name",
             ));
         }
+        let (paths, id) = (self.paths.clone(), self.id.clone());
+        let launching = blocking(move || meta::launch_lock(&paths, &id, false)).await?;
         let meta = self.live().await?;
         let isolation = self.isolation(meta.policy)?;
         let work = self.paths.work();
@@ -139,13 +144,15 @@ impl LocalSession {
             cwd,
             env,
             isolation,
+            _launching: launching,
         })
     }
 
-    /// Records a started process. If the session ended meanwhile, or its policy was
-    /// tightened to deny-all while this process started with the host network, the
-    /// process is killed (under the metadata lock, so `set_policy` never sees the
-    /// session deny-all while it runs) and the call fails.
+    /// Records a started process. If the session ended meanwhile, the process is
+    /// killed and the call fails. The caller holds the launch lock (see [`Launch`]), so
+    /// the policy cannot have been tightened since the command was prepared; should it
+    /// be deny-all anyway for a process with the host network, that process is killed
+    /// too.
     async fn register(&self, record: ProcessRecord) -> Result<()> {
         let group = record.group();
         let registered = self
@@ -242,25 +249,31 @@ impl ProviderSession for LocalSession {
     async fn set_policy(&self, rules: &FirewallRules) -> Result<()> {
         let kind = self.inner.policy_kind(rules)?;
         self.live().await?;
-        self.update(move |m| {
-            if kind == PolicyKind::DenyAll && m.policy == PolicyKind::AllowAll {
-                let networked: Vec<Group> = m
-                    .processes
-                    .iter()
-                    .filter(|p| p.host_network)
-                    .map(ProcessRecord::group)
-                    .collect();
-                let running = procs::alive_groups(&networked).len();
-                if running > 0 {
-                    return Err(Error::unsupported(format!(
-                        "{running} process(es) of this session run with network access and the \
-                         local provider cannot move them into a deny-all network namespace; \
-                         kill them first, then set the policy"
-                    )));
+        let (paths, id) = (self.paths.clone(), self.id.clone());
+        // Waits for commands being started: once they are registered, the check below
+        // sees those running with the host network.
+        blocking(move || {
+            let _launches = meta::launch_lock(&paths, &id, true)?;
+            meta::update(&paths, &id, move |m| {
+                if kind == PolicyKind::DenyAll && m.policy == PolicyKind::AllowAll {
+                    let networked: Vec<Group> = m
+                        .processes
+                        .iter()
+                        .filter(|p| p.host_network)
+                        .map(ProcessRecord::group)
+                        .collect();
+                    let running = procs::alive_groups(&networked).len();
+                    if running > 0 {
+                        return Err(Error::unsupported(format!(
+                            "{running} process(es) of this session run with network access and \
+                             the local provider cannot move them into a deny-all network \
+                             namespace; kill them first, then set the policy"
+                        )));
+                    }
                 }
-            }
-            m.policy = kind;
-            Ok(())
+                m.policy = kind;
+                Ok(())
+            })
         })
         .await
     }

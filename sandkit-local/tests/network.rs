@@ -296,3 +296,45 @@ async fn a_deny_all_command_whose_isolation_fails_is_a_typed_error() {
     assert_eq!(sh(&*s, "echo ok").await.stdout, "ok\n");
     s.stop().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tightening_to_deny_all_waits_for_commands_being_started() {
+    use std::time::Duration;
+
+    // `set_policy(deny-all)` racing a command: either the command starts first (and
+    // tightening is refused while it runs) or it starts isolated. It is never started
+    // with the host network and then killed because the policy changed meanwhile. The
+    // race is widened by holding the session's metadata lock (as another OS process
+    // updating the session would) while both calls are under way.
+    let dir = tempfile::tempdir().unwrap();
+    let p = provider(dir.path());
+    for i in 0..6_u64 {
+        let s = start(&p).await;
+        let session_dir = dir.path().join("sessions").join(s.session_ref().id);
+        let lock = std::fs::File::create(session_dir.join("session.lock")).unwrap();
+        lock.lock().unwrap();
+        let tighten = s.set_policy(&FirewallRules::DenyAll);
+        let started = async {
+            // set_policy goes first and waits for the lock.
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            let command = shell("exec sleep 30");
+            if i % 2 == 0 {
+                s.spawn(command).await
+            } else {
+                s.exec(command).await
+            }
+        };
+        let release = async {
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            lock.unlock().unwrap();
+        };
+        let (tightened, started, ()) = tokio::join!(tighten, started, release);
+        if let Err(e) = &started {
+            panic!("iteration {i}: the command was refused ({e}); set_policy: {tightened:?}");
+        }
+        if let Err(e) = &tightened {
+            assert_eq!(e.kind(), &ErrorKind::Unsupported, "iteration {i}: {e}");
+        }
+        s.stop().await.unwrap();
+    }
+}
