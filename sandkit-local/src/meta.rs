@@ -152,25 +152,53 @@ impl SessionMeta {
 /// Takes the session's snapshot lock without waiting. `Ok(None)` when another call
 /// holds it (a snapshot is in progress), `SessionUnavailable` when the session is gone.
 pub(crate) fn try_snapshot_lock(paths: &SessionPaths, id: &str) -> Result<Option<File>> {
-    let file = match OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create(true)
-        .truncate(false)
-        .open(paths.snapshot_lock())
-    {
-        Ok(f) => f,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => {
-            return Err(session_gone(id, "is stopped or unknown"));
-        }
-        Err(e) => return Err(io_error("opening the session snapshot lock", e)),
-    };
+    let file = open_snapshot_lock(paths, id)?;
     match file.try_lock() {
         Ok(()) => Ok(Some(file)),
         Err(std::fs::TryLockError::WouldBlock) => Ok(None),
         Err(std::fs::TryLockError::Error(e)) => {
             Err(io_error("locking the session snapshot lock", e))
         }
+    }
+}
+
+/// Takes the session's snapshot lock to snapshot it. While the session is still live,
+/// another holder is only checking for a snapshot ([`snapshot_in_progress`]) or about
+/// to mark the session as snapshotting: that is waited for. `Ok(None)` when a snapshot
+/// is in progress, `SessionUnavailable` when the session is gone.
+pub(crate) fn snapshot_lock(paths: &SessionPaths, id: &str) -> Result<Option<File>> {
+    let file = open_snapshot_lock(paths, id)?;
+    match file.try_lock() {
+        Ok(()) => return Ok(Some(file)),
+        Err(std::fs::TryLockError::WouldBlock) => {}
+        Err(std::fs::TryLockError::Error(e)) => {
+            return Err(io_error("locking the session snapshot lock", e));
+        }
+    }
+    match read(paths)? {
+        None => Err(session_gone(id, "is stopped or unknown")),
+        Some(m) if m.state != SessionState::Live => Ok(None),
+        Some(_) => {
+            file.lock()
+                .map_err(|e| io_error("locking the session snapshot lock", e))?;
+            Ok(Some(file))
+        }
+    }
+}
+
+fn open_snapshot_lock(paths: &SessionPaths, id: &str) -> Result<File> {
+    match OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(paths.snapshot_lock())
+    {
+        Ok(f) => Ok(f),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            Err(session_gone(id, "is stopped or unknown"))
+        }
+        Err(e) => Err(io_error("opening the session snapshot lock", e)),
     }
 }
 

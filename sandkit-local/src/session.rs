@@ -459,7 +459,7 @@ impl ProviderSession for LocalSession {
         // Held until the snapshot ended (either way): `stop` and expiry wait for it
         // rather than moving the directory away mid-capture.
         let (paths, id) = (self.paths.clone(), self.id.clone());
-        let _snapshotting = blocking(move || meta::try_snapshot_lock(&paths, &id))
+        let _snapshotting = blocking(move || meta::snapshot_lock(&paths, &id))
             .await?
             .ok_or_else(|| session_gone(&self.id, "is being snapshotted by another call"))?;
         let groups = self

@@ -376,3 +376,33 @@ async fn stop_waits_for_a_snapshot_in_progress() {
     assert_eq!(sh(&*restored, "cat f").await.stdout, "data\n");
     restored.stop().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_snapshot_is_not_refused_while_another_call_checks_for_one() {
+    // `stop`, expiry and a starting provider (in any OS process) check whether a
+    // snapshot is in progress by briefly taking the session's snapshot lock. A snapshot
+    // starting at that moment waits for the check rather than failing.
+    let dir = tempfile::tempdir().unwrap();
+    let p = provider(dir.path());
+    let s = start(&p).await;
+    sh(&*s, "echo data > f").await;
+    let lock_path = dir
+        .path()
+        .join("sessions")
+        .join(s.session_ref().id)
+        .join("snapshot.lock");
+    let probe = std::fs::File::create(lock_path).unwrap();
+    probe.lock().unwrap();
+    let checked = async {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        probe.unlock().unwrap();
+    };
+    let (snapshot, ()) = tokio::join!(s.snapshot(), checked);
+    let snapshot = snapshot.expect("a live session is snapshotted once the check is done");
+
+    let mut spec = common::fresh("local-tests");
+    spec.from = Some(snapshot);
+    let restored = start_with(&p, spec).await;
+    assert_eq!(sh(&*restored, "cat f").await.stdout, "data\n");
+    restored.stop().await.unwrap();
+}
