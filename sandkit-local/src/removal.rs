@@ -4,12 +4,12 @@
 //! descriptors, never follows a symlink, never descends into another mount (a mount
 //! that could not be detached is left in place) and works at any depth.
 
-use std::ffi::OsString;
+use std::ffi::{OsStr, OsString};
 use std::io;
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::path::Path;
 
-use rustix::fs::{AtFlags, Mode};
+use rustix::fs::{AtFlags, Mode, OFlags};
 
 use crate::fsat::{self, Node};
 use crate::mounts;
@@ -42,7 +42,12 @@ pub(crate) fn try_remove_tree(path: &Path) -> io::Result<()> {
     if stuck > 0 {
         tracing::warn!(path = %path.display(), mounts = stuck, "mounts inside a session directory could not be detached; they are skipped");
     }
-    let root = fsat::open_dir(path)?;
+    let root = match fsat::open_dir(path) {
+        Err(e) if e.kind() == io::ErrorKind::PermissionDenied => {
+            reopen_granted(rustix::fs::open(path, O_PATH_DIR, Mode::empty())?)?
+        }
+        other => other?,
+    };
     let root_node = fsat::stat_fd(root.as_fd())?;
     if let Some(parent) = path.parent().and_then(|p| fsat::open_dir(p).ok())
         && !root_node.same_mount_as(&fsat::stat_fd(parent.as_fd())?)
@@ -95,13 +100,41 @@ fn empty(root: OwnedFd, root_node: &Node) -> io::Result<()> {
             continue;
         }
         let child =
-            fsat::open_dir_at(top.fd.as_fd(), &name).and_then(|fd| open_frame(fd, Some(name)));
+            open_dir_to_empty(top.fd.as_fd(), &name).and_then(|fd| open_frame(fd, Some(name)));
         match child {
             Ok(frame) => stack.push(frame),
             Err(e) => note(e),
         }
     }
     first_error.map_or(Ok(()), Err)
+}
+
+const O_PATH_DIR: OFlags = OFlags::PATH
+    .union(OFlags::DIRECTORY)
+    .union(OFlags::NOFOLLOW)
+    .union(OFlags::CLOEXEC);
+
+/// Opens the directory `name` of `dir` (never through a symlink) to empty it, first
+/// giving its owner access if a command left it unreadable (`chmod 000`).
+fn open_dir_to_empty(dir: BorrowedFd<'_>, name: &OsStr) -> io::Result<OwnedFd> {
+    match fsat::open_dir_at(dir, name) {
+        Err(e) if e.kind() == io::ErrorKind::PermissionDenied => {
+            reopen_granted(rustix::fs::openat(dir, name, O_PATH_DIR, Mode::empty())?)
+        }
+        other => other,
+    }
+}
+
+/// Adds read, write and search permission for its owner to the directory opened as
+/// `opened` (`O_PATH`, which needs no permission on the directory itself), then opens
+/// it for reading. The mode is changed through the descriptor's `/proc/self/fd` link
+/// (`fchmod` does not take an `O_PATH` descriptor): it names the very directory opened,
+/// never a symlink swapped in since.
+fn reopen_granted(opened: OwnedFd) -> io::Result<OwnedFd> {
+    let node = fsat::stat_fd(opened.as_fd())?;
+    let link = format!("/proc/self/fd/{}", opened.as_raw_fd());
+    rustix::fs::chmod(link, Mode::from_raw_mode((node.mode & 0o7777) | 0o700))?;
+    fsat::open_dir_at(opened.as_fd(), OsStr::new("."))
 }
 
 /// Lists a directory to delete, first making it writable and searchable by its owner
@@ -143,5 +176,38 @@ mod tests {
             "kept"
         );
         try_remove_tree(&tree).unwrap();
+    }
+
+    /// Runs `f` on this thread without the capabilities that bypass file permissions,
+    /// as a provider not running as root would (a no-op when not root).
+    fn without_permission_override<R>(f: impl FnOnce() -> R) -> R {
+        use rustix::thread::{CapabilitySet, capabilities, set_capabilities};
+        let before = capabilities(None).unwrap();
+        let mut limited = before;
+        limited
+            .effective
+            .remove(CapabilitySet::DAC_OVERRIDE | CapabilitySet::DAC_READ_SEARCH);
+        set_capabilities(None, limited).unwrap();
+        let out = f();
+        set_capabilities(None, before).unwrap();
+        out
+    }
+
+    #[test]
+    fn directories_left_unreadable_are_deleted_without_root_privileges() {
+        let dir = tempfile::tempdir().unwrap();
+        let tree = dir.path().join("tree");
+        std::fs::create_dir_all(tree.join("locked/sub")).unwrap();
+        std::fs::write(tree.join("locked/sub/f"), "x").unwrap();
+        std::fs::set_permissions(
+            tree.join("locked/sub"),
+            std::fs::Permissions::from_mode(0o000),
+        )
+        .unwrap();
+        std::fs::set_permissions(tree.join("locked"), std::fs::Permissions::from_mode(0o000))
+            .unwrap();
+        std::fs::set_permissions(&tree, std::fs::Permissions::from_mode(0o000)).unwrap();
+        without_permission_override(|| try_remove_tree(&tree)).unwrap();
+        assert!(!tree.exists());
     }
 }
