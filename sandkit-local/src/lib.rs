@@ -90,7 +90,9 @@
 //!   and is tracked by it). Processes that call `setsid` themselves (daemons) leave
 //!   that session and are not tracked.
 //! * Commands inherit no file descriptor of the calling process besides stdio; a
-//!   deny-all command cannot re-enter the host network namespace. Mounts made inside a
+//!   deny-all command cannot `setns`/`nsenter` back into the host network namespace.
+//!   That is egress enforcement, not containment: a command keeps the user's other
+//!   rights (host files, host Unix sockets, and as root its other capabilities). Mounts made inside a
 //!   session directory are neither captured nor deleted through, and a working
 //!   directory replaced by a symlink is never followed.
 //! * Under deny-all each command gets its own network namespace: processes of one
