@@ -38,6 +38,11 @@ impl Sandkit {
     /// Forks `source` at its head: a new workspace with the same files, policy and
     /// sandbox settings (unless `spec` sets them), `parent` set, and its own history.
     /// The source is untouched; both evolve independently.
+    ///
+    /// # Errors
+    /// `NotFound` when the source does not exist or is deleted while it is forked
+    /// (nothing is created); `SnapshotUnavailable` when retention was deleting the
+    /// snapshot at that moment (retry); `AlreadyExists` for a taken fork id.
     pub async fn fork_workspace(
         &self,
         source: impl AsRef<str>,
@@ -124,22 +129,35 @@ impl Sandkit {
                 )),
                 _ => e,
             })?;
-        // Retention may have started deleting this snapshot before our write: if so,
-        // undo the fork rather than leave it with a head that is about to vanish.
-        if let Some(s) = &snapshot
-            && inner.tombstoned(s).await?
-        {
-            let _ = inner
-                .store
-                .apply(WriteBatch::workspace(WorkspaceWrite::Delete {
-                    id: record.id.clone(),
-                    expected_revision: record.revision,
-                }))
-                .await;
-            return Err(Error::snapshot_unavailable(format!(
-                "snapshot {} was being deleted by retention while forking; retry the fork",
-                s.id
-            )));
+        // Retention may have started deleting this snapshot before our write, or the
+        // source may have been deleted since we read it (its deletion forgets snapshots
+        // no workspace references, and may have looked before our write): either way,
+        // undo the fork rather than leave it with a head that is about to vanish. If the
+        // source is still there now, its deletion comes later and sees the fork.
+        if let Some(s) = &snapshot {
+            let undo = || async {
+                let _ = inner
+                    .store
+                    .apply(WriteBatch::workspace(WorkspaceWrite::Delete {
+                        id: record.id.clone(),
+                        expected_revision: record.revision,
+                    }))
+                    .await;
+            };
+            if inner.tombstoned(s).await? {
+                undo().await;
+                return Err(Error::snapshot_unavailable(format!(
+                    "snapshot {} was being deleted by retention while forking; retry the fork",
+                    s.id
+                )));
+            }
+            if inner.store.get_workspace(&src.id).await?.is_none() {
+                undo().await;
+                return Err(Error::not_found(format!(
+                    "workspace {} was deleted while it was being forked; nothing was created",
+                    src.id
+                )));
+            }
         }
         info!(source = %src.id, fork = %record.id, snapshot = ?snapshot.as_ref().map(|s| &s.id), "workspace forked");
         Ok(Workspace::from_record(self.clone(), record))

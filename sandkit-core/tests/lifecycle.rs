@@ -339,3 +339,127 @@ async fn following_the_journal_yields_new_runs_once_finished() {
             .is_some()
     );
 }
+
+/// A store that runs a hook right before the first batch creating a workspace, to put
+/// another operation between a fork's read of its source and its own write.
+#[derive(Debug)]
+struct BeforeCreate {
+    inner: std::sync::Arc<sandkit_adapter_memory::MemoryStore>,
+    hook: tokio::sync::Mutex<Option<tokio::sync::oneshot::Sender<()>>>,
+    resume: tokio::sync::Mutex<Option<tokio::sync::oneshot::Receiver<()>>>,
+}
+
+#[async_trait::async_trait]
+impl sandkit_core::Store for BeforeCreate {
+    fn id(&self) -> &str {
+        self.inner.id()
+    }
+    async fn apply(&self, batch: sandkit_core::WriteBatch) -> sandkit_core::Result<()> {
+        if matches!(
+            batch.workspace,
+            Some(sandkit_core::WorkspaceWrite::Create(_))
+        ) && let Some(reached) = self.hook.lock().await.take()
+        {
+            let _ = reached.send(());
+            let resume = self.resume.lock().await.take().expect("resume");
+            let _ = resume.await;
+        }
+        self.inner.apply(batch).await
+    }
+    async fn get_workspace(
+        &self,
+        id: &sandkit_core::WorkspaceId,
+    ) -> sandkit_core::Result<Option<sandkit_core::WorkspaceRecord>> {
+        self.inner.get_workspace(id).await
+    }
+    async fn list_workspaces(
+        &self,
+        q: &sandkit_core::WorkspaceListing,
+    ) -> sandkit_core::Result<sandkit_core::Page<sandkit_core::WorkspaceRecord>> {
+        self.inner.list_workspaces(q).await
+    }
+    async fn get_run(
+        &self,
+        id: &sandkit_core::RunId,
+    ) -> sandkit_core::Result<Option<sandkit_core::RunRecord>> {
+        self.inner.get_run(id).await
+    }
+    async fn list_runs(
+        &self,
+        q: &sandkit_core::RunListing,
+    ) -> sandkit_core::Result<sandkit_core::Page<sandkit_core::RunRecord>> {
+        self.inner.list_runs(q).await
+    }
+    async fn find_run_by_key(
+        &self,
+        ws: &sandkit_core::WorkspaceId,
+        key: &str,
+    ) -> sandkit_core::Result<Option<sandkit_core::RunRecord>> {
+        self.inner.find_run_by_key(ws, key).await
+    }
+    async fn find_runs_by_snapshot(
+        &self,
+        id: &str,
+    ) -> sandkit_core::Result<Vec<sandkit_core::RunRecord>> {
+        self.inner.find_runs_by_snapshot(id).await
+    }
+    async fn get_policy_snapshot(
+        &self,
+        id: &str,
+    ) -> sandkit_core::Result<Option<sandkit_core::PolicySnapshot>> {
+        self.inner.get_policy_snapshot(id).await
+    }
+    async fn get_setup(&self, id: &str) -> sandkit_core::Result<Option<sandkit_core::SetupRecord>> {
+        self.inner.get_setup(id).await
+    }
+    async fn put_setup_if_absent(
+        &self,
+        r: &sandkit_core::SetupRecord,
+    ) -> sandkit_core::Result<bool> {
+        self.inner.put_setup_if_absent(r).await
+    }
+    async fn update_setup(
+        &self,
+        r: &sandkit_core::SetupRecord,
+        rev: i64,
+    ) -> sandkit_core::Result<()> {
+        self.inner.update_setup(r, rev).await
+    }
+    async fn delete_setup(&self, id: &str, rev: Option<i64>) -> sandkit_core::Result<bool> {
+        self.inner.delete_setup(id, rev).await
+    }
+}
+
+#[tokio::test]
+async fn a_source_deleted_while_it_is_forked_leaves_no_fork_with_a_vanished_head() {
+    let rig = Rig::new();
+    let kit = rig.kit();
+    let src = kit
+        .create_workspace(WorkspaceSpec::new().id("src"))
+        .await
+        .expect("create");
+    run(&src, "echo base > f").await;
+    let (reached_tx, reached) = tokio::sync::oneshot::channel();
+    let (resume_tx, resume_rx) = tokio::sync::oneshot::channel();
+    let store = std::sync::Arc::new(BeforeCreate {
+        inner: rig.store.clone(),
+        hook: tokio::sync::Mutex::new(Some(reached_tx)),
+        resume: tokio::sync::Mutex::new(Some(resume_rx)),
+    });
+    let forking = rig.builder().store(store).build().expect("kit");
+    let fork = tokio::spawn(async move {
+        forking
+            .fork_workspace("src", WorkspaceSpec::new().id("fork"))
+            .await
+    });
+    // The fork has read the source and is about to write: delete the source now. Its
+    // snapshots are forgotten (nothing references them yet).
+    reached.await.expect("the fork reached its write");
+    kit.delete_workspace("src").await.expect("delete");
+    resume_tx.send(()).expect("resume");
+    let err = fork.await.expect("join").expect_err("the source vanished");
+    assert_eq!(err.kind(), &ErrorKind::NotFound, "{err}");
+    assert!(err.to_string().contains("src"), "{err}");
+    let missing = kit.workspace("fork").await.expect_err("no fork");
+    assert_eq!(missing.kind(), &ErrorKind::NotFound);
+}
