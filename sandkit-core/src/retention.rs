@@ -118,17 +118,16 @@ impl Inner {
             {
                 continue;
             }
-            if dry_run {
-                if self.referenced(snapshot, keep).await? {
-                    report.kept += 1;
-                } else {
-                    report.deleted.push(snapshot.clone());
-                }
-                continue;
+            // A referenced snapshot (pinned by a fork) is skipped with reads only;
+            // tombstoning it first would cost two writes on every pass. `delete` checks
+            // again after its tombstone, which is the check that counts.
+            if self.referenced(snapshot, keep).await? {
+                report.kept += 1;
+            } else if dry_run {
+                report.deleted.push(snapshot.clone());
+            } else {
+                self.delete(snapshot, keep, report).await?;
             }
-            // `delete` checks references after its tombstone, which is the check that
-            // counts; checking before too would only cost round trips.
-            self.delete(snapshot, keep, report).await?;
         }
         Ok(())
     }

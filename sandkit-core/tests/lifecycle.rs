@@ -340,29 +340,35 @@ async fn following_the_journal_yields_new_runs_once_finished() {
     );
 }
 
-/// A store that runs a hook right before the first batch creating a workspace, to put
-/// another operation between a fork's read of its source and its own write.
-#[derive(Debug)]
-struct BeforeCreate {
+/// What [`Spy`] calls with every batch before applying it; the future it returns (if
+/// any) is awaited first.
+type ApplyHook = Box<
+    dyn Fn(&sandkit_core::WriteBatch) -> Option<futures::future::BoxFuture<'static, ()>>
+        + Send
+        + Sync,
+>;
+
+/// A memory store that shows every batch to a hook before applying it: to count
+/// writes, or to put another operation right before one.
+struct Spy {
     inner: std::sync::Arc<sandkit_adapter_memory::MemoryStore>,
-    hook: tokio::sync::Mutex<Option<tokio::sync::oneshot::Sender<()>>>,
-    resume: tokio::sync::Mutex<Option<tokio::sync::oneshot::Receiver<()>>>,
+    hook: ApplyHook,
+}
+
+impl std::fmt::Debug for Spy {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Spy").finish_non_exhaustive()
+    }
 }
 
 #[async_trait::async_trait]
-impl sandkit_core::Store for BeforeCreate {
+impl sandkit_core::Store for Spy {
     fn id(&self) -> &str {
         self.inner.id()
     }
     async fn apply(&self, batch: sandkit_core::WriteBatch) -> sandkit_core::Result<()> {
-        if matches!(
-            batch.workspace,
-            Some(sandkit_core::WorkspaceWrite::Create(_))
-        ) && let Some(reached) = self.hook.lock().await.take()
-        {
-            let _ = reached.send(());
-            let resume = self.resume.lock().await.take().expect("resume");
-            let _ = resume.await;
+        if let Some(first) = (self.hook)(&batch) {
+            first.await;
         }
         self.inner.apply(batch).await
     }
@@ -439,12 +445,25 @@ async fn a_source_deleted_while_it_is_forked_leaves_no_fork_with_a_vanished_head
         .await
         .expect("create");
     run(&src, "echo base > f").await;
-    let (reached_tx, reached) = tokio::sync::oneshot::channel();
-    let (resume_tx, resume_rx) = tokio::sync::oneshot::channel();
-    let store = std::sync::Arc::new(BeforeCreate {
+    // Right before the fork's write, report it and wait to be resumed.
+    let (reached_tx, reached) = tokio::sync::oneshot::channel::<()>();
+    let (resume_tx, resume_rx) = tokio::sync::oneshot::channel::<()>();
+    let pause = std::sync::Mutex::new(Some((reached_tx, resume_rx)));
+    let store = std::sync::Arc::new(Spy {
         inner: rig.store.clone(),
-        hook: tokio::sync::Mutex::new(Some(reached_tx)),
-        resume: tokio::sync::Mutex::new(Some(resume_rx)),
+        hook: Box::new(move |batch| {
+            if !matches!(
+                batch.workspace,
+                Some(sandkit_core::WorkspaceWrite::Create(_))
+            ) {
+                return None;
+            }
+            let (reached, resume) = pause.lock().unwrap().take()?;
+            let _ = reached.send(());
+            Some(Box::pin(async move {
+                let _ = resume.await;
+            }))
+        }),
     });
     let forking = rig.builder().store(store).build().expect("kit");
     let fork = tokio::spawn(async move {
@@ -462,4 +481,52 @@ async fn a_source_deleted_while_it_is_forked_leaves_no_fork_with_a_vanished_head
     assert!(err.to_string().contains("src"), "{err}");
     let missing = kit.workspace("fork").await.expect_err("no fork");
     assert_eq!(missing.kind(), &ErrorKind::NotFound);
+}
+
+#[tokio::test]
+async fn a_snapshot_pinned_by_a_fork_is_not_rewritten_on_every_pass() {
+    let rig = Rig::new();
+    let writes = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counted = writes.clone();
+    let store = std::sync::Arc::new(Spy {
+        inner: rig.store.clone(),
+        hook: Box::new(move |batch| {
+            let tombstones = batch
+                .runs
+                .iter()
+                .filter(|w| matches!(w, sandkit_core::RunWrite::SnapshotDeleted { .. }))
+                .count();
+            counted.fetch_add(tombstones, std::sync::atomic::Ordering::SeqCst);
+            None
+        }),
+    });
+    let kit = rig
+        .builder()
+        .store(store)
+        .keep_snapshots(1)
+        .build()
+        .expect("kit");
+    let ws = new_ws(&kit).await;
+    run(&ws, "echo pinned > f").await;
+    kit.fork_workspace(ws.id(), WorkspaceSpec::new().id("pin"))
+        .await
+        .expect("fork");
+    let pinned = head_id(&rig, &ws).await;
+    for i in 0..5 {
+        run(&ws, &format!("echo {i} > f")).await;
+    }
+    kit.settle().await;
+    let before = writes.load(std::sync::atomic::Ordering::SeqCst);
+    for _ in 0..3 {
+        kit.gc(false).await.expect("gc");
+    }
+    assert_eq!(
+        writes.load(std::sync::atomic::Ordering::SeqCst),
+        before,
+        "passes over a pinned snapshot wrote tombstones"
+    );
+    assert!(
+        rig.provider.snapshot_ids().contains(&pinned),
+        "the pin holds"
+    );
 }
