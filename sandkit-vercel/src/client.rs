@@ -19,6 +19,7 @@
 //! stream that breaks is an error. The official SDK retries every call on any network
 //! error; this client is stricter so that a durable command never runs twice.
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use reqwest::header::{AUTHORIZATION, CONTENT_TYPE, HeaderMap, HeaderValue, RETRY_AFTER};
@@ -26,11 +27,11 @@ use reqwest::{Method, Response};
 use sandkit_core::{Error, Result};
 use serde::de::DeserializeOwned;
 use serde_json::Value;
-use tracing::{debug, warn};
+use tracing::{debug, info, warn};
 use url::Url;
 
 use crate::config::RetryConfig;
-use crate::credentials::Credentials;
+use crate::credentials::{Credentials, CredentialsSource};
 use crate::ndjson::NdjsonLines;
 
 /// Whether a call may be repeated after an ambiguous transport failure.
@@ -160,11 +161,20 @@ impl Failure {
     }
 }
 
+/// How long before its expiry an OIDC token is refreshed (as the official SDK does).
+const REFRESH_MARGIN: Duration = Duration::from_secs(5 * 60);
+
+/// After a failed refresh, how long to keep the current token before asking again.
+const REFRESH_BACKOFF: Duration = Duration::from_secs(30);
+
 /// The Vercel API over HTTP.
 pub(crate) struct ApiClient {
     http: reqwest::Client,
     base: Url,
-    credentials: Credentials,
+    credentials: std::sync::RwLock<Credentials>,
+    source: Option<Arc<dyn CredentialsSource>>,
+    /// Serialises refreshes; holds when the last one failed.
+    refreshing: tokio::sync::Mutex<Option<Instant>>,
     retry: RetryConfig,
     request_timeout: Duration,
 }
@@ -173,7 +183,8 @@ impl std::fmt::Debug for ApiClient {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ApiClient")
             .field("base", &self.base.as_str())
-            .field("credentials", &self.credentials)
+            .field("credentials", &self.credentials())
+            .field("source", &self.source)
             .field("retry", &self.retry)
             .finish_non_exhaustive()
     }
@@ -183,6 +194,7 @@ impl ApiClient {
     pub(crate) fn new(
         base: Url,
         credentials: Credentials,
+        source: Option<Arc<dyn CredentialsSource>>,
         retry: RetryConfig,
         request_timeout: Duration,
         user_agent: &str,
@@ -201,7 +213,9 @@ impl ApiClient {
         Ok(ApiClient {
             http,
             base,
-            credentials,
+            credentials: std::sync::RwLock::new(credentials),
+            source,
+            refreshing: tokio::sync::Mutex::new(None),
             retry,
             request_timeout,
         })
@@ -211,11 +225,54 @@ impl ApiClient {
         &self.base
     }
 
-    pub(crate) fn credentials(&self) -> &Credentials {
-        &self.credentials
+    /// The credentials in use now.
+    pub(crate) fn credentials(&self) -> Credentials {
+        self.credentials
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
     }
 
-    fn url(&self, call: &Call) -> Url {
+    /// Replaces an OIDC token that expires within [`REFRESH_MARGIN`] with one from the
+    /// credentials source, if there is one. A failure is logged and the current token
+    /// kept (the request may still succeed; a 401 says what to check).
+    async fn refresh_if_expiring(&self) {
+        let Some(source) = &self.source else {
+            return;
+        };
+        if !self.credentials().expires_within(REFRESH_MARGIN) {
+            return;
+        }
+        let mut failed_at = self.refreshing.lock().await;
+        let current = self.credentials();
+        if !current.expires_within(REFRESH_MARGIN)
+            || failed_at.is_some_and(|at| at.elapsed() < REFRESH_BACKOFF)
+        {
+            return;
+        }
+        match source.fetch().await {
+            Ok(fresh) if current.may_be_replaced_by(&fresh) => {
+                info!(expires_at = ?fresh.expires_at(), "vercel oidc token refreshed");
+                *self
+                    .credentials
+                    .write()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner) = fresh;
+                *failed_at = None;
+            }
+            Ok(_) => {
+                warn!(
+                    "the credentials source gave a token for another team or project, or one that expires no later; keeping the current token"
+                );
+                *failed_at = Some(Instant::now());
+            }
+            Err(e) => {
+                warn!(error = %e, "could not refresh the vercel oidc token; keeping the current one");
+                *failed_at = Some(Instant::now());
+            }
+        }
+    }
+
+    fn url(&self, call: &Call, credentials: &Credentials) -> Url {
         let mut url = self.base.clone();
         if let Ok(mut path) = url.path_segments_mut() {
             path.pop_if_empty().extend(&call.segments);
@@ -225,20 +282,20 @@ impl ApiClient {
             for (key, value) in &call.query {
                 query.append_pair(key, value);
             }
-            query.append_pair("teamId", self.credentials.team_id());
+            query.append_pair("teamId", credentials.team_id());
         }
         url
     }
 
     fn request(&self, call: &Call) -> reqwest::RequestBuilder {
+        let credentials = self.credentials();
         // Credentials only hold printable ASCII tokens, so this cannot fail in practice.
-        let mut auth =
-            HeaderValue::from_str(&format!("Bearer {}", self.credentials.token().expose()))
-                .unwrap_or_else(|_| HeaderValue::from_static("Bearer invalid-token"));
+        let mut auth = HeaderValue::from_str(&format!("Bearer {}", credentials.token().expose()))
+            .unwrap_or_else(|_| HeaderValue::from_static("Bearer invalid-token"));
         auth.set_sensitive(true);
         let mut req = self
             .http
-            .request(call.method.clone(), self.url(call))
+            .request(call.method.clone(), self.url(call, &credentials))
             .header(AUTHORIZATION, auth)
             .header(CONTENT_TYPE, "application/json");
         if let Some(body) = &call.body {
@@ -252,6 +309,7 @@ impl ApiClient {
 
     /// Sends `call`, retrying per the module policy; returns a 2xx response.
     pub(crate) async fn send(&self, call: &Call) -> Result<Response, Failure> {
+        self.refresh_if_expiring().await;
         let attempts = self.retry.attempts.max(1);
         let mut attempt = 1;
         loop {

@@ -7,7 +7,7 @@ use sandkit_core::{Error, Result};
 use url::Url;
 
 use crate::client::ApiClient;
-use crate::credentials::Credentials;
+use crate::credentials::{Credentials, CredentialsSource};
 use crate::provider::{VercelProvider, capabilities};
 
 /// The public Vercel API (paths such as `/v3/sandboxes` are appended).
@@ -87,6 +87,7 @@ pub(crate) struct Settings {
 pub struct VercelProviderBuilder {
     base_url: String,
     credentials: Option<Credentials>,
+    credentials_source: Option<Arc<dyn CredentialsSource>>,
     settings: Settings,
     retry: RetryConfig,
     request_timeout: Duration,
@@ -98,6 +99,7 @@ impl Default for VercelProviderBuilder {
         VercelProviderBuilder {
             base_url: DEFAULT_BASE_URL.to_owned(),
             credentials: None,
+            credentials_source: None,
             settings: Settings {
                 default_timeout: Duration::from_secs(5 * 60),
                 vcpus: None,
@@ -200,6 +202,15 @@ impl VercelProviderBuilder {
         self
     }
 
+    /// Where to get a fresh OIDC token: when the one in use expires within 5 minutes,
+    /// the source is asked before the next request (at most every 30 s while it
+    /// fails; failures are logged and the current token kept). A fresh token must be for
+    /// the same team and project. Access tokens do not expire and are never refreshed.
+    pub fn credentials_source(mut self, source: Arc<dyn CredentialsSource>) -> Self {
+        self.credentials_source = Some(source);
+        self
+    }
+
     /// `User-Agent` header (default [`default_user_agent`]).
     pub fn user_agent(mut self, user_agent: impl Into<String>) -> Self {
         self.user_agent = user_agent.into();
@@ -237,6 +248,7 @@ impl VercelProviderBuilder {
         let client = ApiClient::new(
             base,
             credentials,
+            self.credentials_source,
             self.retry,
             self.request_timeout,
             &self.user_agent,

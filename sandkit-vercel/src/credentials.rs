@@ -2,7 +2,10 @@
 //! token with explicit team and project ids.
 
 use std::fmt;
+use std::path::PathBuf;
+use std::time::Duration;
 
+use async_trait::async_trait;
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use sandkit_core::{Error, ErrorKind, Result};
@@ -52,6 +55,8 @@ pub struct Credentials {
     team_id: String,
     project_id: String,
     kind: TokenKind,
+    /// Unix seconds of the token's `exp` claim (OIDC tokens only).
+    expires_at: Option<i64>,
 }
 
 impl fmt::Debug for Credentials {
@@ -61,6 +66,7 @@ impl fmt::Debug for Credentials {
             .field("token", &self.token)
             .field("team_id", &self.team_id)
             .field("project_id", &self.project_id)
+            .field("expires_at", &self.expires_at())
             .finish()
     }
 }
@@ -136,6 +142,7 @@ impl Credentials {
             team_id: team_id.trim().to_owned(),
             project_id: project_id.trim().to_owned(),
             kind: TokenKind::AccessToken,
+            expires_at: None,
         })
     }
 
@@ -182,6 +189,7 @@ impl Credentials {
             team_id,
             project_id,
             kind: TokenKind::Oidc,
+            expires_at: claims.exp.map(|exp| exp as i64),
         })
     }
 
@@ -252,13 +260,140 @@ impl Credentials {
         self.kind
     }
 
+    /// When the token expires (the `exp` claim of an OIDC token); `None` for access
+    /// tokens and tokens without the claim.
+    pub fn expires_at(&self) -> Option<chrono::DateTime<chrono::Utc>> {
+        chrono::DateTime::from_timestamp(self.expires_at?, 0)
+    }
+
+    /// Whether the token expires within `margin` from now.
+    pub(crate) fn expires_within(&self, margin: Duration) -> bool {
+        self.expires_at.is_some_and(|exp| {
+            let margin = i64::try_from(margin.as_secs()).unwrap_or(i64::MAX);
+            exp <= chrono::Utc::now().timestamp().saturating_add(margin)
+        })
+    }
+
+    /// Whether `fresh` may replace these credentials: same team and project, and a
+    /// token that lives longer.
+    pub(crate) fn may_be_replaced_by(&self, fresh: &Credentials) -> bool {
+        fresh.team_id == self.team_id
+            && fresh.project_id == self.project_id
+            && match (self.expires_at, fresh.expires_at) {
+                (Some(old), Some(new)) => new > old,
+                (_, None) => true,
+                (None, Some(_)) => false,
+            }
+    }
+
     pub(crate) fn token(&self) -> &Secret {
         &self.token
     }
 }
 
+/// Supplies fresh credentials when an OIDC token is about to expire (Vercel OIDC
+/// tokens live about 12 hours). Set one with
+/// [`VercelProviderBuilder::credentials_source`](crate::VercelProviderBuilder::credentials_source).
+#[async_trait]
+pub trait CredentialsSource: Send + Sync + fmt::Debug {
+    /// Fresh credentials for the same team and project.
+    ///
+    /// # Errors
+    /// Any error: it is logged and the current token is kept.
+    async fn fetch(&self) -> Result<Credentials>;
+}
+
+/// Reads `VERCEL_OIDC_TOKEN` from a dotenv file such as the `.env.local` that
+/// `vercel env pull` writes, so a long-running process picks up the token that
+/// command refreshes.
+///
+/// ```no_run
+/// use std::sync::Arc;
+/// use sandkit_vercel::{OidcTokenFile, VercelProvider};
+///
+/// let provider = VercelProvider::builder()
+///     .credentials_source(Arc::new(OidcTokenFile::new(".env.local")))
+///     .build()?;
+/// # Ok::<(), sandkit_core::Error>(())
+/// ```
+#[derive(Debug, Clone)]
+pub struct OidcTokenFile {
+    path: PathBuf,
+}
+
+impl OidcTokenFile {
+    /// A source reading `path`.
+    pub fn new(path: impl Into<PathBuf>) -> Self {
+        OidcTokenFile { path: path.into() }
+    }
+}
+
+#[async_trait]
+impl CredentialsSource for OidcTokenFile {
+    async fn fetch(&self) -> Result<Credentials> {
+        let path = self.path.clone();
+        let text = tokio::fs::read_to_string(&path).await.map_err(|e| {
+            credentials_error(
+                OIDC_TOKEN_VAR,
+                format!(
+                    "cannot read {}: {e}; run `vercel env pull` to write it",
+                    path.display()
+                ),
+            )
+        })?;
+        let token = dotenv_value(&text, OIDC_TOKEN_VAR).ok_or_else(|| {
+            credentials_error(
+                OIDC_TOKEN_VAR,
+                format!(
+                    "{} has no {OIDC_TOKEN_VAR} line; run `vercel env pull` to write it",
+                    path.display()
+                ),
+            )
+        })?;
+        Credentials::oidc(token)
+    }
+}
+
+/// The value of `name` in dotenv text (`NAME=value`, optionally `export NAME=…` and
+/// quoted); the last assignment wins.
+fn dotenv_value(text: &str, name: &str) -> Option<String> {
+    text.lines().rev().find_map(|line| {
+        let line = line.trim();
+        let line = line.strip_prefix("export ").unwrap_or(line).trim_start();
+        let (key, value) = line.split_once('=')?;
+        (key.trim() == name).then(|| {
+            let value = value.trim();
+            let unquoted = ['"', '\'']
+                .iter()
+                .find_map(|q| value.strip_prefix(*q)?.strip_suffix(*q));
+            unquoted.unwrap_or(value).to_owned()
+        })
+    })
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn dotenv_values_are_found_unquoted() {
+        let text = "# pulled\nOTHER=1\nexport VERCEL_OIDC_TOKEN=\"a.b.c\"\n";
+        assert_eq!(
+            dotenv_value(text, "VERCEL_OIDC_TOKEN").as_deref(),
+            Some("a.b.c")
+        );
+        assert_eq!(
+            dotenv_value(
+                "VERCEL_OIDC_TOKEN='x'\nVERCEL_OIDC_TOKEN=y",
+                "VERCEL_OIDC_TOKEN"
+            )
+            .as_deref(),
+            Some("y")
+        );
+        assert_eq!(
+            dotenv_value("VERCEL_OIDC_TOKEN_OLD=z", "VERCEL_OIDC_TOKEN"),
+            None
+        );
+    }
+
     use std::collections::HashMap;
 
     use base64::engine::general_purpose::URL_SAFE_NO_PAD;

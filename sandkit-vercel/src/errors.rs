@@ -108,7 +108,8 @@ impl ApiClient {
     fn auth_hint(&self) -> String {
         match self.credentials().kind() {
             TokenKind::Oidc => format!(
-                "check {}: OIDC tokens expire after about 12 hours — refresh it with `vercel env pull`",
+                "check {}: OIDC tokens expire after about 12 hours — refresh it with `vercel env pull` \
+                 (a long-running process can follow it with `VercelProviderBuilder::credentials_source`)",
                 TokenKind::Oidc.variable()
             ),
             TokenKind::AccessToken => format!(
@@ -121,7 +122,8 @@ impl ApiClient {
     /// Replaces the token and `extra` secrets in `text` by `[redacted]`.
     pub(crate) fn scrub(&self, text: &str, extra: &[String]) -> String {
         let mut out = text.to_owned();
-        let token = self.credentials().token().expose();
+        let credentials = self.credentials();
+        let token = credentials.token().expose();
         for secret in std::iter::once(token).chain(extra.iter().map(String::as_str)) {
             if secret.len() >= 3 {
                 out = out.replace(secret, "[redacted]");

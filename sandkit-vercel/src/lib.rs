@@ -22,6 +22,15 @@
 //! # Ok(()) }
 //! ```
 //!
+//! # Credentials
+//!
+//! An access token (`VERCEL_TOKEN` + `VERCEL_TEAM_ID` + `VERCEL_PROJECT_ID`) does not
+//! expire. An OIDC token (`VERCEL_OIDC_TOKEN`, from `vercel env pull`) lives about 12
+//! hours; a long-running process can follow its refreshes with
+//! [`VercelProviderBuilder::credentials_source`] — e.g. [`OidcTokenFile`] re-reads
+//! `.env.local` when the token in use expires within 5 minutes. Tokens never appear in
+//! logs, errors or `Debug`.
+//!
 //! # Costs
 //!
 //! The effective network policy is sent with the create request, so a durable command
@@ -92,7 +101,8 @@ pub use config::{
     VercelProviderBuilder, default_user_agent,
 };
 pub use credentials::{
-    Credentials, OIDC_TOKEN_VAR, PROJECT_ID_VAR, TEAM_ID_VAR, TOKEN_VAR, TokenKind,
+    Credentials, CredentialsSource, OIDC_TOKEN_VAR, OidcTokenFile, PROJECT_ID_VAR, TEAM_ID_VAR,
+    TOKEN_VAR, TokenKind,
 };
 pub use policy::network_policy;
 pub use provider::{PROVIDER_ID, VercelProvider, WORKSPACE_TAG};

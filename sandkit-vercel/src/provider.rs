@@ -67,7 +67,7 @@ impl fmt::Debug for VercelProvider {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("VercelProvider")
             .field("base_url", &self.client.base_url().as_str())
-            .field("credentials", self.client.credentials())
+            .field("credentials", &self.client.credentials())
             .field("settings", &self.settings)
             .finish()
     }
@@ -109,8 +109,10 @@ impl VercelProvider {
         self.client.base_url().as_str()
     }
 
-    /// The credentials in use (`Debug` redacts the token).
-    pub fn credentials(&self) -> &Credentials {
+    /// The credentials in use now (`Debug` redacts the token); a
+    /// [credentials source](crate::VercelProviderBuilder::credentials_source) may
+    /// replace them later.
+    pub fn credentials(&self) -> Credentials {
         self.client.credentials()
     }
 
