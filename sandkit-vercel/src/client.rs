@@ -152,6 +152,17 @@ pub(crate) enum Failure {
 }
 
 impl Failure {
+    /// Whether the server may have acted on the request although it failed: a
+    /// 500/502/504 (a gateway may time out on work that goes on), or a connection lost
+    /// after the request was sent.
+    pub(crate) fn maybe_acted(&self) -> bool {
+        match self {
+            Failure::Status { status, .. } => matches!(status, 500 | 502 | 504),
+            Failure::Transport { maybe_sent, .. } => *maybe_sent,
+            Failure::Protocol(_) => false,
+        }
+    }
+
     /// `(status, code)` of a status failure.
     pub(crate) fn status(&self) -> Option<(u16, Option<&str>)> {
         match self {

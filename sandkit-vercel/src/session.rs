@@ -15,7 +15,7 @@ use sandkit_core::{
 use sandkit_policies::FirewallRules;
 use serde::de::DeserializeOwned;
 use serde_json::{Map, Value, json};
-use tracing::{debug, info};
+use tracing::{debug, info, warn};
 
 use crate::client::{ApiClient, Call, Failure};
 use crate::config::Settings;
@@ -26,6 +26,7 @@ use crate::provider::PROVIDER_ID;
 use crate::validate;
 use crate::wire::{
     CommandEnvelope, CommandList, Route, SessionEnvelope, SessionOnly, SnapshotEnvelope,
+    SnapshotList,
 };
 
 /// What the session knows about itself from the last session object.
@@ -258,6 +259,35 @@ impl SessionCore {
         }
     }
 
+    /// After a snapshot request that failed but may have worked: waits for the session
+    /// to settle and, if it was snapshotted, finds the snapshot taken from it. `None`
+    /// when it was not (or this cannot be told): the caller reports the failure.
+    async fn snapshot_taken(&self) -> Option<String> {
+        self.settle().await;
+        let call = self.call(reqwest::Method::GET, "get session", &[]);
+        // A session that was not snapshotted says so; otherwise the list decides.
+        if let Ok(found) = self.client.json::<SessionEnvelope>(&call).await
+            && found.session.snapshotted_at.is_none()
+        {
+            return None;
+        }
+        let list = Call::get("list snapshots", &["v2", "sandboxes", "snapshots"])
+            .query("project", self.client.credentials().project_id())
+            .query("sortOrder", "desc")
+            .query("limit", "50");
+        match self.client.json::<SnapshotList>(&list).await {
+            Ok(listed) => listed
+                .snapshots
+                .into_iter()
+                .find(|s| s.source_session_id.as_deref() == Some(self.id.as_str()) && s.is_usable())
+                .map(|s| s.id),
+            Err(failure) => {
+                debug!(session = %self.id, failure = ?failure.status(), "cannot list snapshots to find the one taken");
+                None
+            }
+        }
+    }
+
     fn remember(&self, session: &crate::wire::Session) {
         self.view().deadline_ms = session.deadline_ms();
     }
@@ -435,12 +465,24 @@ impl ProviderSession for VercelSession {
         if let Some(expiration) = self.core.settings.snapshot_expiration {
             call = call.body(json!({ "expiration": validate::ms(expiration) }));
         }
-        let taken: SnapshotEnvelope = self.core.json(call).await?;
+        self.core.ensure_live()?;
+        let id = match self.core.client.json::<SnapshotEnvelope>(&call).await {
+            Ok(taken) => taken.snapshot.id,
+            // A snapshot request is never sent twice; when it may have worked, look.
+            Err(failure) if failure.maybe_acted() => match self.core.snapshot_taken().await {
+                Some(id) => {
+                    warn!(session = %self.core.id, snapshot = %id, "the snapshot request failed, but the snapshot was taken; using it");
+                    id
+                }
+                None => return Err(self.core.fail(&call, failure).await),
+            },
+            Err(failure) => return Err(self.core.fail(&call, failure).await),
+        };
         self.core.mark_ended();
-        info!(session = %self.core.id, snapshot = %taken.snapshot.id, "vercel snapshot taken");
+        info!(session = %self.core.id, snapshot = %id, "vercel snapshot taken");
         Ok(SnapshotRef {
             provider: PROVIDER_ID.to_owned(),
-            id: taken.snapshot.id,
+            id,
         })
     }
 

@@ -100,6 +100,8 @@ pub(crate) struct Session {
     pub(crate) created_at: Option<u64>,
     #[serde(default, deserialize_with = "millis")]
     pub(crate) started_at: Option<u64>,
+    #[serde(default, deserialize_with = "millis")]
+    pub(crate) snapshotted_at: Option<u64>,
 }
 
 impl Session {
@@ -141,8 +143,28 @@ impl Command {
 
 /// `Snapshot` (§6.5), the fields this client uses.
 #[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
 pub(crate) struct Snapshot {
     pub(crate) id: String,
+    #[serde(default)]
+    pub(crate) source_session_id: Option<String>,
+    #[serde(default)]
+    pub(crate) status: Option<String>,
+}
+
+impl Snapshot {
+    /// Whether a session can start from it (`created`, or a status this client does
+    /// not know); `deleted` and `failed` ones cannot.
+    pub(crate) fn is_usable(&self) -> bool {
+        !matches!(self.status.as_deref(), Some("deleted" | "failed"))
+    }
+}
+
+/// `{"snapshots": […]}` of the list endpoint (§5.22).
+#[derive(Debug, Deserialize)]
+pub(crate) struct SnapshotList {
+    #[serde(default)]
+    pub(crate) snapshots: Vec<Snapshot>,
 }
 
 /// `{"session", "routes"}` from create and get-session.

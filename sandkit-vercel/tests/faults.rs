@@ -264,6 +264,47 @@ async fn an_expired_snapshot_is_unavailable() {
     assert_eq!(err.kind(), &ErrorKind::SnapshotUnavailable, "{err}");
 }
 
+const SNAPSHOT: &str = "/v2/sandboxes/sessions/*/snapshot";
+
+#[tokio::test]
+async fn a_snapshot_taken_behind_a_gateway_error_is_found_not_lost() {
+    let fake = FakeVercel::start().await;
+    let session = started(&fake).await;
+    sh(&*session, "echo kept > kept.txt").await;
+    fake.inject(Fault::fail_after(502).on("POST", SNAPSHOT));
+    let snap = session.snapshot().await.expect("the snapshot was taken");
+    assert_eq!(fake.count("POST", SNAPSHOT), 1, "never sent twice");
+    assert_eq!(
+        fake.snapshots_of(&session.session_ref().id),
+        vec![snap.id.clone()]
+    );
+    let mut spec = fresh("faults");
+    spec.from = Some(snap);
+    let restored = fake.provider().start(spec).await.expect("restore");
+    assert_eq!(sh(&*restored, "cat kept.txt").await.stdout, "kept\n");
+}
+
+#[tokio::test]
+async fn a_snapshot_refused_with_a_server_error_is_reported_and_the_session_lives_on() {
+    let fake = FakeVercel::start().await;
+    let session = started(&fake).await;
+    sh(&*session, "echo v1 > f").await;
+    fake.inject(Fault::status(500).on("POST", SNAPSHOT));
+    let err = session.snapshot().await.expect_err("not taken");
+    assert!(
+        matches!(
+            err.kind(),
+            ErrorKind::Provider {
+                status: Some(500),
+                ..
+            }
+        ),
+        "{err}"
+    );
+    assert!(fake.snapshots_of(&session.session_ref().id).is_empty());
+    assert_eq!(sh(&*session, "cat f").await.stdout, "v1\n", "still running");
+}
+
 /// Waits (bounded) until the fake reports `status` for session `id`.
 async fn wait_for_status(fake: &FakeVercel, id: &str, status: &str) {
     for _ in 0..500 {

@@ -18,6 +18,9 @@ pub enum FaultKind {
     /// Handle the request, but end an NDJSON answer after its first line (the stream
     /// drops mid-way). Only NDJSON answers consume this fault.
     DropStream,
+    /// Handle the request, then answer with this status instead of its result (the
+    /// request had its effect; the client cannot tell).
+    FailAfter(u16),
     /// Handle the request and answer this much later.
     Delay(Duration),
     /// Close the connection without an answer, after reading the request.
@@ -58,6 +61,12 @@ impl Fault {
     /// End the next NDJSON answer after its first line.
     pub fn drop_stream() -> Self {
         Self::new(FaultKind::DropStream)
+    }
+
+    /// Handle the request, then answer `status` instead of its result: a gateway error
+    /// after the work was done.
+    pub fn fail_after(status: u16) -> Self {
+        Self::new(FaultKind::FailAfter(status))
     }
 
     /// Answer `delay` later than usual.

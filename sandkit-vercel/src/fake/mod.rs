@@ -162,6 +162,15 @@ impl Shared {
         {
             lines.truncate(1);
         }
+        if let Some(FaultKind::FailAfter(status)) =
+            inner.take_fault(&recorded, |k| matches!(k, FaultKind::FailAfter(_)))
+        {
+            reply = Reply::error(
+                status,
+                "internal_server_error",
+                "fake: injected failure after handling",
+            );
+        }
         if let Some(FaultKind::Delay(delay)) =
             inner.take_fault(&recorded, |k| matches!(k, FaultKind::Delay(_)))
         {

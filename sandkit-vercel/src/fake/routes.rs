@@ -34,6 +34,7 @@ pub(crate) fn route(
         ("POST", ["v2", "sandboxes", "sessions", id, "extend-timeout"]) => model.extend(id, body),
         ("POST", ["v2", "sandboxes", "sessions", id, "stop"]) => model.stop(id, body),
         ("POST", ["v2", "sandboxes", "sessions", id, "snapshot"]) => model.snapshot(id, body),
+        ("GET", ["v2", "sandboxes", "snapshots"]) => model.list_snapshots(query),
         ("GET", ["v2", "sandboxes", "snapshots", id]) => model.get_snapshot(id),
         ("DELETE", ["v2", "sandboxes", "snapshots", id]) => model.delete_snapshot(id),
         _ => Err(Reply::not_found(format!(

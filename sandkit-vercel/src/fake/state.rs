@@ -700,6 +700,51 @@ impl Model {
     }
 
     /// `GET /v2/sandboxes/snapshots/{id}`.
+    /// `GET /v2/sandboxes/snapshots` (§5.22): the project's snapshots, deleted ones
+    /// included, by creation (`sortOrder`, default `desc`), `limit` (1–50, default 20)
+    /// per page; `cursor` is the `next` of the previous page.
+    pub(crate) fn list_snapshots(&self, query: &[(String, String)]) -> Result<Reply, Reply> {
+        let param = |key: &str| {
+            query
+                .iter()
+                .find(|(k, _)| k == key)
+                .map(|(_, v)| v.as_str())
+        };
+        if param("project") != Some(self.project_id.as_str()) {
+            return Err(bad(format!(
+                "Invalid request: query `project` must be the project id {}.",
+                self.project_id
+            )));
+        }
+        let limit = match param("limit").map(str::parse::<usize>) {
+            None => 20,
+            Some(Ok(n)) if (1..=50).contains(&n) => n,
+            Some(_) => return Err(bad("Invalid request: `limit` must be 1–50.".to_owned())),
+        };
+        let start = match param("cursor").map(str::parse::<usize>) {
+            None => 0,
+            Some(Ok(n)) => n,
+            Some(Err(_)) => return Err(bad("Invalid request: unknown `cursor`.".to_owned())),
+        };
+        let mut all: Vec<&SnapshotRec> = self.snapshots.values().collect();
+        all.sort_by(|a, b| (a.created_ms, &a.id).cmp(&(b.created_ms, &b.id)));
+        if param("sortOrder") != Some("asc") {
+            all.reverse();
+        }
+        let now = now_ms();
+        let page: Vec<Value> = all
+            .iter()
+            .skip(start)
+            .take(limit)
+            .map(|s| s.json(now))
+            .collect();
+        let next = (start + limit < all.len()).then(|| (start + limit).to_string());
+        Ok(Reply::ok(json!({
+            "snapshots": page,
+            "pagination": {"count": page.len(), "next": next},
+        })))
+    }
+
     pub(crate) fn get_snapshot(&self, id: &str) -> Result<Reply, Reply> {
         match self.snapshots.get(id) {
             Some(snap) => Ok(Reply::ok(json!({"snapshot": snap.json(now_ms())}))),
