@@ -1,8 +1,9 @@
 //! Scenario 9, Provider faults on the fake Vercel API: a 429 with `Retry-After` and a 503
 //! (the service refused) on a command are retried transparently; a 500 on a command (it may
 //! have run), a persistent 503, a dropped NDJSON stream and an expired head snapshot are
-//! typed errors. A command never runs twice (the fake's
-//! request log and the workspace's file both show it), the workspace is never left
+//! typed errors; a snapshot taken behind a 502 is found and committed. A command never
+//! runs twice (the fake's request log and the workspace's file both show it), the
+//! workspace is never left
 //! corrupted or leased (the next command works from the right head), and `reset()`
 //! recovers from an expired head.
 
@@ -18,6 +19,7 @@ use crate::scenarios::{all_runs, expect_err, run_ok, sh};
 
 const CREATE: &str = "/v3/sandboxes";
 const CMD: &str = "/v2/sandboxes/sessions/*/cmd";
+const SNAPSHOT: &str = "/v2/sandboxes/sessions/*/snapshot";
 
 /// Runs the scenario.
 pub fn run(ctx: &Ctx) -> ScenarioFuture<'_> {
@@ -168,9 +170,20 @@ async fn body(ctx: &Ctx) -> anyhow::Result<Outcome> {
     );
     unchanged(ctx, &ws, &head).await?;
 
+    // A 502 after the snapshot was taken: found, committed, not taken again.
+    let snapshots = fake.count("POST", SNAPSHOT);
+    fake.inject(Fault::fail_after(502).on("POST", SNAPSHOT));
+    run_ok(&ws, "echo after-502 >> runs.txt")
+        .await
+        .context("after a 502 on the snapshot")?;
+    ensure!(
+        fake.count("POST", SNAPSHOT) == snapshots + 1,
+        "the snapshot request was sent again"
+    );
+
     let history = run_ok(&ws, "cat runs.txt").await?;
     ensure!(
-        history.stdout == "base\nafter-429\nafter-503\n",
+        history.stdout == "base\nafter-429\nafter-503\nafter-502\n",
         "commands ran twice or failed ones were committed: runs.txt reads {:?}",
         history.stdout
     );
