@@ -3,9 +3,8 @@
 //! have run), a persistent 503, a dropped NDJSON stream and an expired head snapshot are
 //! typed errors; a snapshot taken behind a 502 is found and committed. A command never
 //! runs twice (the fake's request log and the workspace's file both show it), the
-//! workspace is never left
-//! corrupted or leased (the next command works from the right head), and `reset()`
-//! recovers from an expired head.
+//! workspace is never left corrupted or leased (the next command works from the right
+//! head), and `reset()` recovers from an expired head.
 
 use std::time::{Duration, Instant};
 
