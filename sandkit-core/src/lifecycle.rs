@@ -144,15 +144,32 @@ impl Sandkit {
                     }))
                     .await;
             };
-            if inner.tombstoned(s).await? {
+            let tombstoned = match inner.tombstoned(s).await {
+                Ok(t) => t,
+                Err(e) => {
+                    undo().await;
+                    return Err(e);
+                }
+            };
+            if tombstoned {
                 undo().await;
                 return Err(Error::snapshot_unavailable(format!(
                     "snapshot {} was being deleted by retention while forking; retry the fork",
                     s.id
                 )));
             }
-            if inner.store.get_workspace(&src.id).await?.is_none() {
+            let source_left = match inner.store.get_workspace(&src.id).await {
+                Ok(found) => found.is_none(),
+                Err(e) => {
+                    undo().await;
+                    return Err(e);
+                }
+            };
+            if source_left {
                 undo().await;
+                // The source's deletion may have seen this fork and kept the snapshot;
+                // with the fork gone nothing holds it.
+                inner.forget_snapshots(vec![s.clone()]).await;
                 return Err(Error::not_found(format!(
                     "workspace {} was deleted while it was being forked; nothing was created",
                     src.id

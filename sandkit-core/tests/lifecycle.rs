@@ -348,11 +348,23 @@ type ApplyHook = Box<
         + Sync,
 >;
 
-/// A memory store that shows every batch to a hook before applying it: to count
-/// writes, or to put another operation right before one.
+/// A memory store that shows every batch to a hook before applying it, and to another
+/// after: to count writes, or to put another operation right before or after one.
 struct Spy {
     inner: std::sync::Arc<sandkit_adapter_memory::MemoryStore>,
     hook: ApplyHook,
+    after: ApplyHook,
+}
+
+impl Spy {
+    /// A spy calling `hook` before every batch.
+    fn before(inner: std::sync::Arc<sandkit_adapter_memory::MemoryStore>, hook: ApplyHook) -> Self {
+        Spy {
+            inner,
+            hook,
+            after: Box::new(|_| None),
+        }
+    }
 }
 
 impl std::fmt::Debug for Spy {
@@ -370,7 +382,12 @@ impl sandkit_core::Store for Spy {
         if let Some(first) = (self.hook)(&batch) {
             first.await;
         }
-        self.inner.apply(batch).await
+        let then = (self.after)(&batch);
+        self.inner.apply(batch).await?;
+        if let Some(then) = then {
+            then.await;
+        }
+        Ok(())
     }
     async fn get_workspace(
         &self,
@@ -449,9 +466,9 @@ async fn a_source_deleted_while_it_is_forked_leaves_no_fork_with_a_vanished_head
     let (reached_tx, reached) = tokio::sync::oneshot::channel::<()>();
     let (resume_tx, resume_rx) = tokio::sync::oneshot::channel::<()>();
     let pause = std::sync::Mutex::new(Some((reached_tx, resume_rx)));
-    let store = std::sync::Arc::new(Spy {
-        inner: rig.store.clone(),
-        hook: Box::new(move |batch| {
+    let store = std::sync::Arc::new(Spy::before(
+        rig.store.clone(),
+        Box::new(move |batch| {
             if !matches!(
                 batch.workspace,
                 Some(sandkit_core::WorkspaceWrite::Create(_))
@@ -464,7 +481,7 @@ async fn a_source_deleted_while_it_is_forked_leaves_no_fork_with_a_vanished_head
                 let _ = resume.await;
             }))
         }),
-    });
+    ));
     let forking = rig.builder().store(store).build().expect("kit");
     let fork = tokio::spawn(async move {
         forking
@@ -488,9 +505,9 @@ async fn a_snapshot_pinned_by_a_fork_is_not_rewritten_on_every_pass() {
     let rig = Rig::new();
     let writes = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let counted = writes.clone();
-    let store = std::sync::Arc::new(Spy {
-        inner: rig.store.clone(),
-        hook: Box::new(move |batch| {
+    let store = std::sync::Arc::new(Spy::before(
+        rig.store.clone(),
+        Box::new(move |batch| {
             let tombstones = batch
                 .runs
                 .iter()
@@ -499,7 +516,7 @@ async fn a_snapshot_pinned_by_a_fork_is_not_rewritten_on_every_pass() {
             counted.fetch_add(tombstones, std::sync::atomic::Ordering::SeqCst);
             None
         }),
-    });
+    ));
     let kit = rig
         .builder()
         .store(store)
@@ -528,5 +545,48 @@ async fn a_snapshot_pinned_by_a_fork_is_not_rewritten_on_every_pass() {
     assert!(
         rig.provider.snapshot_ids().contains(&pinned),
         "the pin holds"
+    );
+}
+
+#[tokio::test]
+async fn a_fork_undone_after_its_source_was_deleted_leaves_no_snapshot_behind() {
+    let rig = Rig::new();
+    let kit = rig.kit();
+    let src = kit
+        .create_workspace(WorkspaceSpec::new().id("src"))
+        .await
+        .expect("create");
+    run(&src, "echo base > f").await;
+    let head = head_id(&rig, &src).await;
+    // Right after the fork's write (before it checks its source), delete the source:
+    // the deletion sees the fork's head and keeps the snapshot.
+    let deleter = kit.clone();
+    let once = std::sync::Mutex::new(Some(()));
+    let store = std::sync::Arc::new(Spy {
+        inner: rig.store.clone(),
+        hook: Box::new(|_| None),
+        after: Box::new(move |batch| {
+            if !matches!(
+                batch.workspace,
+                Some(sandkit_core::WorkspaceWrite::Create(_))
+            ) {
+                return None;
+            }
+            once.lock().unwrap().take()?;
+            let deleter = deleter.clone();
+            Some(Box::pin(async move {
+                deleter.delete_workspace("src").await.expect("delete");
+            }))
+        }),
+    });
+    let forking = rig.builder().store(store).build().expect("kit");
+    let err = forking
+        .fork_workspace("src", WorkspaceSpec::new().id("fork"))
+        .await
+        .expect_err("the source vanished");
+    assert_eq!(err.kind(), &ErrorKind::NotFound, "{err}");
+    assert!(
+        !rig.provider.snapshot_ids().contains(&head),
+        "the snapshot nobody holds any more was left at the provider"
     );
 }
