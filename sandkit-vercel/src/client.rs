@@ -27,9 +27,10 @@ use reqwest::{Method, Response};
 use sandkit_core::{Error, Result};
 use serde::de::DeserializeOwned;
 use serde_json::Value;
-use tracing::{debug, info, warn};
+use tracing::{debug, warn};
 use url::Url;
 
+use crate::auth::Auth;
 use crate::config::RetryConfig;
 use crate::credentials::{Credentials, CredentialsSource};
 use crate::ndjson::NdjsonLines;
@@ -153,13 +154,13 @@ pub(crate) enum Failure {
 
 impl Failure {
     /// Whether the server may have acted on the request although it failed: a
-    /// 500/502/504 (a gateway may time out on work that goes on), or a connection lost
-    /// after the request was sent.
+    /// 500/502/504 (a gateway may time out on work that goes on), a connection lost
+    /// after the request was sent, or a success answer that could not be read.
     pub(crate) fn maybe_acted(&self) -> bool {
         match self {
             Failure::Status { status, .. } => matches!(status, 500 | 502 | 504),
             Failure::Transport { maybe_sent, .. } => *maybe_sent,
-            Failure::Protocol(_) => false,
+            Failure::Protocol(_) => true,
         }
     }
 
@@ -172,20 +173,11 @@ impl Failure {
     }
 }
 
-/// How long before its expiry an OIDC token is refreshed (as the official SDK does).
-const REFRESH_MARGIN: Duration = Duration::from_secs(5 * 60);
-
-/// After a failed refresh, how long to keep the current token before asking again.
-const REFRESH_BACKOFF: Duration = Duration::from_secs(30);
-
 /// The Vercel API over HTTP.
 pub(crate) struct ApiClient {
     http: reqwest::Client,
     base: Url,
-    credentials: std::sync::RwLock<Credentials>,
-    source: Option<Arc<dyn CredentialsSource>>,
-    /// Serialises refreshes; holds when the last one failed.
-    refreshing: tokio::sync::Mutex<Option<Instant>>,
+    auth: Arc<Auth>,
     retry: RetryConfig,
     request_timeout: Duration,
 }
@@ -194,8 +186,7 @@ impl std::fmt::Debug for ApiClient {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ApiClient")
             .field("base", &self.base.as_str())
-            .field("credentials", &self.credentials())
-            .field("source", &self.source)
+            .field("auth", &self.auth)
             .field("retry", &self.retry)
             .finish_non_exhaustive()
     }
@@ -224,9 +215,7 @@ impl ApiClient {
         Ok(ApiClient {
             http,
             base,
-            credentials: std::sync::RwLock::new(credentials),
-            source,
-            refreshing: tokio::sync::Mutex::new(None),
+            auth: Arc::new(Auth::new(credentials, source)),
             retry,
             request_timeout,
         })
@@ -238,49 +227,7 @@ impl ApiClient {
 
     /// The credentials in use now.
     pub(crate) fn credentials(&self) -> Credentials {
-        self.credentials
-            .read()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .clone()
-    }
-
-    /// Replaces an OIDC token that expires within [`REFRESH_MARGIN`] with one from the
-    /// credentials source, if there is one. A failure is logged and the current token
-    /// kept (the request may still succeed; a 401 says what to check).
-    async fn refresh_if_expiring(&self) {
-        let Some(source) = &self.source else {
-            return;
-        };
-        if !self.credentials().expires_within(REFRESH_MARGIN) {
-            return;
-        }
-        let mut failed_at = self.refreshing.lock().await;
-        let current = self.credentials();
-        if !current.expires_within(REFRESH_MARGIN)
-            || failed_at.is_some_and(|at| at.elapsed() < REFRESH_BACKOFF)
-        {
-            return;
-        }
-        match source.fetch().await {
-            Ok(fresh) if current.may_be_replaced_by(&fresh) => {
-                info!(expires_at = ?fresh.expires_at(), "vercel oidc token refreshed");
-                *self
-                    .credentials
-                    .write()
-                    .unwrap_or_else(std::sync::PoisonError::into_inner) = fresh;
-                *failed_at = None;
-            }
-            Ok(_) => {
-                warn!(
-                    "the credentials source gave a token for another team or project, or one that expires no later; keeping the current token"
-                );
-                *failed_at = Some(Instant::now());
-            }
-            Err(e) => {
-                warn!(error = %e, "could not refresh the vercel oidc token; keeping the current one");
-                *failed_at = Some(Instant::now());
-            }
-        }
+        self.auth.current()
     }
 
     fn url(&self, call: &Call, credentials: &Credentials) -> Url {
@@ -320,7 +267,7 @@ impl ApiClient {
 
     /// Sends `call`, retrying per the module policy; returns a 2xx response.
     pub(crate) async fn send(&self, call: &Call) -> Result<Response, Failure> {
-        self.refresh_if_expiring().await;
+        Auth::refresh_if_expiring(&self.auth).await;
         let attempts = self.retry.attempts.max(1);
         let mut attempt = 1;
         loop {

@@ -203,9 +203,11 @@ impl VercelProviderBuilder {
     }
 
     /// Where to get a fresh OIDC token: when the one in use expires within 5 minutes,
-    /// the source is asked before the next request (at most every 30 s while it
-    /// fails; failures are logged and the current token kept). A fresh token must be for
-    /// the same team and project. Access tokens do not expire and are never refreshed.
+    /// the source is asked in the background while requests go on with the current
+    /// token; once it has expired, requests wait for the source (at most 20 s). While it
+    /// fails it is asked at most every 30 s; failures are logged and the current token
+    /// kept. A fresh token must be for the same team and project. Access tokens do not
+    /// expire and are never refreshed.
     pub fn credentials_source(mut self, source: Arc<dyn CredentialsSource>) -> Self {
         self.credentials_source = Some(source);
         self
@@ -229,6 +231,12 @@ impl VercelProviderBuilder {
         if s.max_timeout < Duration::from_secs(1) {
             return Err(Error::invalid_input(
                 "max_timeout must be at least 1s; use the plan maximum (45 min Hobby, 24 h Pro)",
+            ));
+        }
+        if s.deadline_grace < Duration::from_millis(10) {
+            return Err(Error::invalid_input(
+                "deadline_grace must be at least 10 ms (it is also how often a session past its \
+                 deadline is checked); the default is 60 s",
             ));
         }
         if self.retry.attempts == 0 {
@@ -296,6 +304,22 @@ mod tests {
         let ua = default_user_agent();
         assert!(ua.starts_with(&format!("sandkit/{} (Rust; ", env!("CARGO_PKG_VERSION"))));
         assert!(ua.contains(std::env::consts::OS) && ua.ends_with(')'));
+    }
+
+    #[test]
+    fn a_zero_deadline_grace_is_refused() {
+        let creds = Credentials::access_token("tok", "team_abc", "prj_123").expect("creds");
+        let err = VercelProviderBuilder::default()
+            .credentials(creds.clone())
+            .deadline_grace(Duration::ZERO)
+            .build()
+            .expect_err("a busy loop");
+        assert!(err.to_string().contains("deadline_grace"), "{err}");
+        VercelProviderBuilder::default()
+            .credentials(creds)
+            .deadline_grace(Duration::MAX)
+            .build()
+            .expect("no upper bound: a huge grace never checks");
     }
 
     #[test]

@@ -296,7 +296,9 @@ impl Credentials {
 /// [`VercelProviderBuilder::credentials_source`](crate::VercelProviderBuilder::credentials_source).
 #[async_trait]
 pub trait CredentialsSource: Send + Sync + fmt::Debug {
-    /// Fresh credentials for the same team and project.
+    /// Fresh credentials for the same team and project. It is given 20 s, and must not
+    /// call the provider it refreshes (that provider's requests wait for it once the
+    /// token has expired).
     ///
     /// # Errors
     /// Any error: it is logged and the current token is kept.

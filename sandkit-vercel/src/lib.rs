@@ -84,6 +84,7 @@
 //! `fake::FakeVercel` is a stateful in-memory imitation of the same REST API on
 //! wiremock, for tests and `cargo xtask smoke`; see the module documentation.
 
+mod auth;
 mod client;
 mod config;
 mod credentials;

@@ -21,25 +21,25 @@ fn broken(session: &str, command: &str, why: &str) -> Error {
     )
 }
 
-/// The error an `error` line carries; the server's text is scrubbed of the token and
-/// `secrets` (it may echo what the command was given).
+/// The error an `error` line carries; the server's message is scrubbed of the token
+/// and `secrets` (it may echo what the command was given). The code is one of the
+/// service's own identifiers: classified as sent, and kept unless it holds a secret.
 pub(crate) fn stream_error(
     core: &SessionCore,
     failure: StreamFailure,
     secrets: &[String],
 ) -> Error {
     let session = core.id.as_str();
-    let code = core
-        .client
-        .scrub(failure.code.as_deref().unwrap_or("stream_error"), secrets);
+    let raw_code = failure.code.as_deref().unwrap_or("stream_error");
     let message = core
         .client
         .scrub(failure.message.as_deref().unwrap_or("no message"), secrets);
-    if code == "sandbox_stopped" {
+    if raw_code == "sandbox_stopped" {
         return Error::session_unavailable(format!(
             "Vercel session {session} stopped while the command ran ({message}); start a new session"
         ));
     }
+    let code = core.client.scrub(raw_code, secrets);
     Error::provider(
         None,
         Some(code.clone()),

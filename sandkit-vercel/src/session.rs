@@ -29,6 +29,9 @@ use crate::wire::{
     SnapshotList,
 };
 
+/// Pages of 50 snapshots searched for one a failed snapshot request may have taken.
+const SNAPSHOT_SEARCH_PAGES: usize = 5;
+
 /// What the session knows about itself from the last session object.
 #[derive(Debug)]
 struct View {
@@ -215,18 +218,18 @@ impl SessionCore {
     pub(crate) async fn watched<F: Future>(&self, work: F) -> Result<F::Output> {
         let mut work = std::pin::pin!(work);
         loop {
-            let check_at =
-                tokio::time::Instant::now() + self.until_deadline() + self.settings.deadline_grace;
+            let now = tokio::time::Instant::now();
+            let wait = self
+                .until_deadline()
+                .saturating_add(self.settings.deadline_grace);
+            let check_at = now
+                .checked_add(wait)
+                .unwrap_or_else(|| now + Duration::from_secs(365 * 24 * 3600));
             tokio::select! {
                 out = &mut work => return Ok(out),
                 () = tokio::time::sleep_until(check_at) => {
-                    if let Some(status) = self.gone().await {
-                        self.mark_ended();
-                        return Err(Error::session_unavailable(format!(
-                            "Vercel session {} is {status} past its deadline while a command stream \
-                             or wait was open; start a new session",
-                            self.id
-                        )));
+                    if let Some(ended) = self.ended_past_deadline().await {
+                        return Err(ended);
                     }
                 }
             }
@@ -242,18 +245,35 @@ impl SessionCore {
         Duration::from_millis(deadline_ms.saturating_sub(now_ms))
     }
 
-    /// Fetches the session: `Some(status)` when it has ended for good, `None` while it
-    /// runs, is still settling, or cannot be told (the caller keeps waiting).
-    async fn gone(&self) -> Option<String> {
+    /// Fetches the session past its deadline: the error that ends a wait when it has
+    /// ended for good (or cannot be checked because the credentials are refused, which
+    /// would otherwise keep the wait open for ever); `None` while it runs, is still
+    /// settling, or cannot be reached (the caller keeps waiting).
+    async fn ended_past_deadline(&self) -> Option<Error> {
         let call = self.call(reqwest::Method::GET, "get session", &[]);
+        let ended = |what: String| {
+            Error::session_unavailable(format!(
+                "Vercel session {} {what} past its deadline while a command stream or wait was \
+                 open; start a new session",
+                self.id
+            ))
+        };
         match self.client.json::<SessionEnvelope>(&call).await {
             Ok(found) => {
                 self.remember(&found.session);
                 let status = found.session.status;
-                status.is_over().then(|| status.as_str().to_owned())
+                if !status.is_over() {
+                    return None;
+                }
+                self.mark_ended();
+                Some(ended(format!("is {}", status.as_str())))
             }
             Err(failure) => match failure.status() {
-                Some((404 | 410, _)) => Some("gone".to_owned()),
+                Some((404 | 410, _)) => {
+                    self.mark_ended();
+                    Some(ended("is gone".to_owned()))
+                }
+                Some((401 | 403, _)) => Some(self.client.error(&call, failure)),
                 _ => None,
             },
         }
@@ -271,21 +291,36 @@ impl SessionCore {
         {
             return None;
         }
-        let list = Call::get("list snapshots", &["v2", "sandboxes", "snapshots"])
-            .query("project", self.client.credentials().project_id())
-            .query("sortOrder", "desc")
-            .query("limit", "50");
-        match self.client.json::<SnapshotList>(&list).await {
-            Ok(listed) => listed
-                .snapshots
-                .into_iter()
-                .find(|s| s.source_session_id.as_deref() == Some(self.id.as_str()) && s.is_usable())
-                .map(|s| s.id),
-            Err(failure) => {
-                debug!(session = %self.id, failure = ?failure.status(), "cannot list snapshots to find the one taken");
-                None
+        // Newest first: the snapshot was just taken, so it is on the first pages unless
+        // the project takes hundreds of snapshots a minute.
+        let mut cursor: Option<String> = None;
+        for _ in 0..SNAPSHOT_SEARCH_PAGES {
+            let mut list = Call::get("list snapshots", &["v2", "sandboxes", "snapshots"])
+                .query("project", self.client.credentials().project_id())
+                .query("sortOrder", "desc")
+                .query("limit", "50");
+            if let Some(c) = cursor.take() {
+                list = list.query("cursor", c);
+            }
+            let page = match self.client.json::<SnapshotList>(&list).await {
+                Ok(page) => page,
+                Err(failure) => {
+                    debug!(session = %self.id, failure = ?failure.status(), "cannot list snapshots to find the one taken");
+                    return None;
+                }
+            };
+            let found = page.snapshots.into_iter().find(|s| {
+                s.source_session_id.as_deref() == Some(self.id.as_str()) && s.is_usable()
+            });
+            if let Some(snapshot) = found {
+                return Some(snapshot.id);
+            }
+            cursor = page.pagination.and_then(|p| p.next);
+            if cursor.is_none() {
+                break;
             }
         }
+        None
     }
 
     fn remember(&self, session: &crate::wire::Session) {

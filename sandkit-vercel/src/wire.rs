@@ -160,11 +160,20 @@ impl Snapshot {
     }
 }
 
-/// `{"snapshots": […]}` of the list endpoint (§5.22).
+/// `{"snapshots": […], "pagination": {"next"}}` of the list endpoint (§5.22).
 #[derive(Debug, Deserialize)]
 pub(crate) struct SnapshotList {
     #[serde(default)]
     pub(crate) snapshots: Vec<Snapshot>,
+    #[serde(default)]
+    pub(crate) pagination: Option<Pagination>,
+}
+
+/// `Pagination` (§6.7): the cursor of the next page, if any.
+#[derive(Debug, Deserialize)]
+pub(crate) struct Pagination {
+    #[serde(default)]
+    pub(crate) next: Option<String>,
 }
 
 /// `{"session", "routes"}` from create and get-session.

@@ -1,6 +1,7 @@
 //! Command streams and waits for an exit code have no request timeout: they end with
 //! the command, or, when the connection goes silent, once the session is found stopped
-//! past its deadline. What the server says on them never echoes a secret.
+//! (or cannot be checked with these credentials) past its deadline. What the server
+//! says on them never echoes a secret.
 
 mod common;
 
@@ -15,13 +16,25 @@ use wiremock::{MockServer, ResponseTemplate};
 const SESSION: &str = "/v2/sandboxes/sessions/sbx_s1";
 const CMD: &str = "/v2/sandboxes/sessions/sbx_s1/cmd";
 
-/// A session whose deadline (from the §11 fixture) has passed, checked every 100 ms.
+/// A session that started an hour ago with a 5-minute timeout (its deadline has
+/// passed), checked every 100 ms.
 async fn watched_session(server: &MockServer) -> Box<dyn ProviderSession> {
     let provider = common::builder(server)
         .deadline_grace(Duration::from_millis(100))
         .build()
         .expect("provider");
-    common::session_of(server, &provider).await
+    let hour_ago = chrono::Utc::now().timestamp_millis() - 3_600_000;
+    let mut created = common::created();
+    created["session"] = common::with(
+        common::session_running(),
+        json!({"createdAt": hour_ago, "startedAt": hour_ago, "timeout": 300_000}),
+    );
+    let session = common::session_from(server, &provider, created).await;
+    assert!(
+        session.expires_at().expect("deadline") < chrono::Utc::now(),
+        "the session's deadline should have passed"
+    );
+    session
 }
 
 /// The session object with `status`.
@@ -144,4 +157,59 @@ async fn an_error_line_never_echoes_the_commands_env_values() {
         .expect_err("error line");
     assert!(!err.to_string().contains(secret), "{err}");
     assert!(err.to_string().contains("[redacted]"), "{err}");
+}
+
+#[tokio::test]
+async fn a_check_refused_for_the_credentials_ends_the_wait_with_the_auth_error() {
+    let server = MockServer::start().await;
+    let session = watched_session(&server).await;
+    common::api("POST", CMD)
+        .respond_with(finished_stream().set_delay(Duration::from_secs(600)))
+        .mount(&server)
+        .await;
+    common::api("GET", SESSION)
+        .respond_with(
+            ResponseTemplate::new(401).set_body_json(
+                json!({"error": {"code": "unauthorized", "message": "token expired"}}),
+            ),
+        )
+        .mount(&server)
+        .await;
+    let err = bounded("exec", session.exec(shell("sleep 1000")))
+        .await
+        .expect_err("cannot be checked");
+    assert!(
+        matches!(
+            err.kind(),
+            ErrorKind::Provider {
+                status: Some(401),
+                ..
+            }
+        ),
+        "{err}"
+    );
+    assert!(err.to_string().contains("VERCEL_TOKEN"), "{err}");
+}
+
+#[tokio::test]
+async fn a_stopped_session_on_the_stream_stays_unavailable_whatever_the_env_holds() {
+    let server = MockServer::start().await;
+    let session = common::session(&server).await;
+    common::api("POST", CMD)
+        .respond_with(common::ndjson(&[
+            json!({"command": {"id": "cmd_1", "exitCode": null}}),
+            json!({"stream": "error", "data": {"code": "sandbox_stopped",
+                "message": "the sandbox stopped"}}),
+        ]))
+        .mount(&server)
+        .await;
+    let mut spec = shell("echo x");
+    // A value that occurs inside the error code must not garble its meaning.
+    spec.env = BTreeMap::from([("ENVIRONMENT".to_owned(), "sandbox".to_owned())]);
+    let handle = session.exec(spec).await.expect("started");
+    let err = LogBuffer::default()
+        .pump(handle)
+        .await
+        .expect_err("stopped");
+    assert_eq!(err.kind(), &ErrorKind::SessionUnavailable, "{err}");
 }

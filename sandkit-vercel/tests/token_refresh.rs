@@ -80,22 +80,59 @@ async fn attach(provider: &VercelProvider) -> sandkit_core::Result<()> {
         .map(drop)
 }
 
+/// Waits until a token made with `token(_, 1)` has expired.
+async fn wait_out() {
+    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+}
+
 #[tokio::test]
-async fn a_token_about_to_expire_is_replaced_before_the_next_request() {
+async fn a_token_about_to_expire_is_refreshed_in_the_background_and_used_next() {
     let server = MockServer::start().await;
     let (old, fresh) = (token("prj_123", 60), token("prj_123", 12 * 3600));
+    session_answered_for(&server, &old).await;
     session_answered_for(&server, &fresh).await;
     let source = Arc::new(Source {
         answer: Ok(fresh.clone()),
         calls: AtomicUsize::new(0),
     });
     let p = provider(&server, &old, source.clone());
-    attach(&p).await.expect("sent with the fresh token");
+    attach(&p).await.expect("the current token is still valid");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while p.credentials().expires_at().expect("exp")
+        < chrono::Utc::now() + chrono::Duration::hours(11)
+    {
+        assert!(std::time::Instant::now() < deadline, "never refreshed");
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
     attach(&p).await.expect("again");
     assert_eq!(source.calls.load(Ordering::SeqCst), 1, "refreshed once");
-    let expires = p.credentials().expires_at().expect("exp");
-    assert!(expires > chrono::Utc::now() + chrono::Duration::hours(11));
+    let last = server.received_requests().await.expect("recorded");
+    let sent = last
+        .last()
+        .expect("a request")
+        .headers
+        .get("authorization")
+        .cloned();
+    assert_eq!(
+        sent.expect("auth").to_str().expect("ascii"),
+        format!("Bearer {fresh}")
+    );
     assert!(!format!("{p:?}").contains(&fresh), "Debug shows the token");
+}
+
+#[tokio::test]
+async fn an_expired_token_waits_for_the_refresh() {
+    let server = MockServer::start().await;
+    let (old, fresh) = (token("prj_123", 1), token("prj_123", 12 * 3600));
+    session_answered_for(&server, &fresh).await;
+    let source = Arc::new(Source {
+        answer: Ok(fresh),
+        calls: AtomicUsize::new(0),
+    });
+    let p = provider(&server, &old, source.clone());
+    wait_out().await;
+    attach(&p).await.expect("sent with the fresh token");
+    assert_eq!(source.calls.load(Ordering::SeqCst), 1);
 }
 
 #[tokio::test]
@@ -116,15 +153,16 @@ async fn a_token_far_from_expiry_is_not_refreshed() {
 #[tokio::test]
 async fn a_failing_source_keeps_the_current_token_and_is_not_asked_on_every_request() {
     let server = MockServer::start().await;
-    let old = token("prj_123", 60);
+    let old = token("prj_123", 1);
     session_answered_for(&server, &old).await;
     let source = Arc::new(Source {
         answer: Err("the token service is down".into()),
         calls: AtomicUsize::new(0),
     });
     let p = provider(&server, &old, source.clone());
+    wait_out().await;
     for _ in 0..3 {
-        attach(&p).await.expect("the current token still works");
+        attach(&p).await.expect("sent with the current token");
     }
     assert_eq!(
         source.calls.load(Ordering::SeqCst),
@@ -136,15 +174,47 @@ async fn a_failing_source_keeps_the_current_token_and_is_not_asked_on_every_requ
 #[tokio::test]
 async fn a_token_for_another_project_is_not_taken() {
     let server = MockServer::start().await;
-    let old = token("prj_123", 60);
+    let old = token("prj_123", 1);
     session_answered_for(&server, &old).await;
     let source = Arc::new(Source {
         answer: Ok(token("prj_other", 12 * 3600)),
         calls: AtomicUsize::new(0),
     });
     let p = provider(&server, &old, source.clone());
+    wait_out().await;
     attach(&p).await.expect("sent with the current token");
     assert_eq!(p.credentials().project_id(), "prj_123");
+}
+
+/// A source that never answers.
+#[derive(Debug)]
+struct Hanging;
+
+#[async_trait]
+impl CredentialsSource for Hanging {
+    async fn fetch(&self) -> sandkit_core::Result<Credentials> {
+        std::future::pending().await
+    }
+}
+
+#[tokio::test]
+async fn a_source_that_hangs_does_not_hold_up_requests_while_the_token_is_valid() {
+    let server = MockServer::start().await;
+    let old = token("prj_123", 60);
+    session_answered_for(&server, &old).await;
+    let p = VercelProvider::builder()
+        .base_url(server.uri())
+        .credentials(Credentials::oidc(old.as_str()).expect("oidc"))
+        .credentials_source(Arc::new(Hanging))
+        .retry(common::fast_retry())
+        .build()
+        .expect("provider");
+    for _ in 0..3 {
+        tokio::time::timeout(std::time::Duration::from_secs(10), attach(&p))
+            .await
+            .expect("not held up by the refresh (it times out after 20 s)")
+            .expect("attach");
+    }
 }
 
 #[tokio::test]

@@ -699,7 +699,6 @@ impl Model {
         Ok(Reply::json(201, reply).delayed(delay))
     }
 
-    /// `GET /v2/sandboxes/snapshots/{id}`.
     /// `GET /v2/sandboxes/snapshots` (§5.22): the project's snapshots, deleted ones
     /// included, by creation (`sortOrder`, default `desc`), `limit` (1–50, default 20)
     /// per page; `cursor` is the `next` of the previous page.
@@ -745,6 +744,7 @@ impl Model {
         })))
     }
 
+    /// `GET /v2/sandboxes/snapshots/{id}`.
     pub(crate) fn get_snapshot(&self, id: &str) -> Result<Reply, Reply> {
         match self.snapshots.get(id) {
             Some(snap) => Ok(Reply::ok(json!({"snapshot": snap.json(now_ms())}))),

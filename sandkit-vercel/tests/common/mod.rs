@@ -110,9 +110,18 @@ pub async fn session_of(
     server: &MockServer,
     provider: &VercelProvider,
 ) -> Box<dyn ProviderSession> {
+    session_from(server, provider, created()).await
+}
+
+/// [`session_of`], with `created` as the create answer.
+pub async fn session_from(
+    server: &MockServer,
+    provider: &VercelProvider,
+    created: Value,
+) -> Box<dyn ProviderSession> {
     let guard = Mock::given(method("POST"))
         .and(path("/v3/sandboxes"))
-        .respond_with(ResponseTemplate::new(200).set_body_json(created()))
+        .respond_with(ResponseTemplate::new(200).set_body_json(created))
         .named("create (setup)")
         .mount_as_scoped(server)
         .await;
