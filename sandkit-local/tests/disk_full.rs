@@ -9,7 +9,7 @@ use std::process::Command;
 use common::{
     KillOnDrop, first_output_line, process_running, provider, sh, shell, start, start_with,
 };
-use sandkit_core::ErrorKind;
+use sandkit_core::{ErrorKind, LogBuffer};
 
 struct Tmpfs {
     dir: tempfile::TempDir,
@@ -104,8 +104,22 @@ async fn a_full_disk_fails_the_snapshot_and_keeps_everything_else() {
     let bg = s3.spawn(shell("echo $$; exec sleep 60")).await.unwrap();
     let pid = first_output_line(&*s3, &bg.id).await;
     let _kill = KillOnDrop(pid);
-    let fill = sh(&*s3, "head -c 8000000 /dev/zero > fill").await;
-    assert_ne!(fill.code, 0, "the disk should be full: {fill:?}");
+    match s3.exec(shell("head -c 8000000 /dev/zero > fill")).await {
+        Ok(handle) => {
+            let code = LogBuffer::default().pump(handle).await.expect("output");
+            assert_ne!(code, 0, "the disk should be full");
+        }
+        // The disk filled before the command was recorded: it was stopped (never left
+        // running untracked) and the call says why.
+        Err(e) => assert_eq!(
+            e.kind(),
+            &ErrorKind::Provider {
+                status: None,
+                code: Some("disk_full".into())
+            },
+            "{e}"
+        ),
+    }
     s3.stop().await.expect("stopping works on a full disk");
     assert!(!process_running(pid), "its processes were stopped");
     assert!(!root.join("sessions").join(&s3.session_ref().id).exists());
