@@ -2,6 +2,7 @@
 
 mod common;
 
+use common::spy::Spy;
 use common::{Rig, all_runs, new_ws, run, sh};
 use futures::StreamExt;
 use sandkit_core::policies::{Policy, Secret, presets};
@@ -340,119 +341,6 @@ async fn following_the_journal_yields_new_runs_once_finished() {
     );
 }
 
-/// What [`Spy`] calls with every batch before applying it; the future it returns (if
-/// any) is awaited first.
-type ApplyHook = Box<
-    dyn Fn(&sandkit_core::WriteBatch) -> Option<futures::future::BoxFuture<'static, ()>>
-        + Send
-        + Sync,
->;
-
-/// A memory store that shows every batch to a hook before applying it, and to another
-/// after: to count writes, or to put another operation right before or after one.
-struct Spy {
-    inner: std::sync::Arc<sandkit_adapter_memory::MemoryStore>,
-    hook: ApplyHook,
-    after: ApplyHook,
-}
-
-impl Spy {
-    /// A spy calling `hook` before every batch.
-    fn before(inner: std::sync::Arc<sandkit_adapter_memory::MemoryStore>, hook: ApplyHook) -> Self {
-        Spy {
-            inner,
-            hook,
-            after: Box::new(|_| None),
-        }
-    }
-}
-
-impl std::fmt::Debug for Spy {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Spy").finish_non_exhaustive()
-    }
-}
-
-#[async_trait::async_trait]
-impl sandkit_core::Store for Spy {
-    fn id(&self) -> &str {
-        self.inner.id()
-    }
-    async fn apply(&self, batch: sandkit_core::WriteBatch) -> sandkit_core::Result<()> {
-        if let Some(first) = (self.hook)(&batch) {
-            first.await;
-        }
-        let then = (self.after)(&batch);
-        self.inner.apply(batch).await?;
-        if let Some(then) = then {
-            then.await;
-        }
-        Ok(())
-    }
-    async fn get_workspace(
-        &self,
-        id: &sandkit_core::WorkspaceId,
-    ) -> sandkit_core::Result<Option<sandkit_core::WorkspaceRecord>> {
-        self.inner.get_workspace(id).await
-    }
-    async fn list_workspaces(
-        &self,
-        q: &sandkit_core::WorkspaceListing,
-    ) -> sandkit_core::Result<sandkit_core::Page<sandkit_core::WorkspaceRecord>> {
-        self.inner.list_workspaces(q).await
-    }
-    async fn get_run(
-        &self,
-        id: &sandkit_core::RunId,
-    ) -> sandkit_core::Result<Option<sandkit_core::RunRecord>> {
-        self.inner.get_run(id).await
-    }
-    async fn list_runs(
-        &self,
-        q: &sandkit_core::RunListing,
-    ) -> sandkit_core::Result<sandkit_core::Page<sandkit_core::RunRecord>> {
-        self.inner.list_runs(q).await
-    }
-    async fn find_run_by_key(
-        &self,
-        ws: &sandkit_core::WorkspaceId,
-        key: &str,
-    ) -> sandkit_core::Result<Option<sandkit_core::RunRecord>> {
-        self.inner.find_run_by_key(ws, key).await
-    }
-    async fn find_runs_by_snapshot(
-        &self,
-        id: &str,
-    ) -> sandkit_core::Result<Vec<sandkit_core::RunRecord>> {
-        self.inner.find_runs_by_snapshot(id).await
-    }
-    async fn get_policy_snapshot(
-        &self,
-        id: &str,
-    ) -> sandkit_core::Result<Option<sandkit_core::PolicySnapshot>> {
-        self.inner.get_policy_snapshot(id).await
-    }
-    async fn get_setup(&self, id: &str) -> sandkit_core::Result<Option<sandkit_core::SetupRecord>> {
-        self.inner.get_setup(id).await
-    }
-    async fn put_setup_if_absent(
-        &self,
-        r: &sandkit_core::SetupRecord,
-    ) -> sandkit_core::Result<bool> {
-        self.inner.put_setup_if_absent(r).await
-    }
-    async fn update_setup(
-        &self,
-        r: &sandkit_core::SetupRecord,
-        rev: i64,
-    ) -> sandkit_core::Result<()> {
-        self.inner.update_setup(r, rev).await
-    }
-    async fn delete_setup(&self, id: &str, rev: Option<i64>) -> sandkit_core::Result<bool> {
-        self.inner.delete_setup(id, rev).await
-    }
-}
-
 #[tokio::test]
 async fn a_source_deleted_while_it_is_forked_leaves_no_fork_with_a_vanished_head() {
     let rig = Rig::new();
@@ -479,6 +367,7 @@ async fn a_source_deleted_while_it_is_forked_leaves_no_fork_with_a_vanished_head
             let _ = reached.send(());
             Some(Box::pin(async move {
                 let _ = resume.await;
+                Ok(())
             }))
         }),
     ));
@@ -562,10 +451,9 @@ async fn a_fork_undone_after_its_source_was_deleted_leaves_no_snapshot_behind() 
     // the deletion sees the fork's head and keeps the snapshot.
     let deleter = kit.clone();
     let once = std::sync::Mutex::new(Some(()));
-    let store = std::sync::Arc::new(Spy {
-        inner: rig.store.clone(),
-        hook: Box::new(|_| None),
-        after: Box::new(move |batch| {
+    let store = std::sync::Arc::new(Spy::after(
+        rig.store.clone(),
+        Box::new(move |batch| {
             if !matches!(
                 batch.workspace,
                 Some(sandkit_core::WorkspaceWrite::Create(_))
@@ -576,9 +464,10 @@ async fn a_fork_undone_after_its_source_was_deleted_leaves_no_snapshot_behind() 
             let deleter = deleter.clone();
             Some(Box::pin(async move {
                 deleter.delete_workspace("src").await.expect("delete");
+                Ok(())
             }))
         }),
-    });
+    ));
     let forking = rig.builder().store(store).build().expect("kit");
     let err = forking
         .fork_workspace("src", WorkspaceSpec::new().id("fork"))

@@ -4,6 +4,7 @@ mod common;
 
 use std::time::Duration;
 
+use common::spy::Spy;
 use common::{Rig, all_runs, new_ws, run, sh};
 use sandkit_core::{ErrorKind, LeaseToken, RunStatus, WorkspaceWrite, WriteBatch};
 
@@ -188,110 +189,37 @@ async fn a_holder_whose_lease_was_taken_over_cannot_commit() {
     assert_eq!(rig.provider.alive_sessions(), 0, "its sandbox was stopped");
 }
 
-/// A store that applies a commit and then reports a storage error, as when the
-/// connection drops after the database committed.
-#[derive(Debug)]
-struct LossyCommit {
-    inner: std::sync::Arc<sandkit_adapter_memory::MemoryStore>,
-    armed: std::sync::atomic::AtomicBool,
-}
-
-#[async_trait::async_trait]
-impl sandkit_core::Store for LossyCommit {
-    fn id(&self) -> &str {
-        self.inner.id()
-    }
-    async fn apply(&self, batch: WriteBatch) -> sandkit_core::Result<()> {
-        let is_commit = matches!(
-            &batch.workspace,
-            Some(WorkspaceWrite::Fenced { change, .. }) if change.head.is_some()
-        );
-        self.inner.apply(batch).await?;
-        if is_commit && self.armed.swap(false, std::sync::atomic::Ordering::SeqCst) {
-            return Err(sandkit_core::Error::storage(
-                "connection reset during COMMIT",
-            ));
-        }
-        Ok(())
-    }
-    async fn get_workspace(
-        &self,
-        id: &sandkit_core::WorkspaceId,
-    ) -> sandkit_core::Result<Option<sandkit_core::WorkspaceRecord>> {
-        self.inner.get_workspace(id).await
-    }
-    async fn list_workspaces(
-        &self,
-        q: &sandkit_core::WorkspaceListing,
-    ) -> sandkit_core::Result<sandkit_core::Page<sandkit_core::WorkspaceRecord>> {
-        self.inner.list_workspaces(q).await
-    }
-    async fn get_run(
-        &self,
-        id: &sandkit_core::RunId,
-    ) -> sandkit_core::Result<Option<sandkit_core::RunRecord>> {
-        self.inner.get_run(id).await
-    }
-    async fn list_runs(
-        &self,
-        q: &sandkit_core::RunListing,
-    ) -> sandkit_core::Result<sandkit_core::Page<sandkit_core::RunRecord>> {
-        self.inner.list_runs(q).await
-    }
-    async fn find_run_by_key(
-        &self,
-        ws: &sandkit_core::WorkspaceId,
-        key: &str,
-    ) -> sandkit_core::Result<Option<sandkit_core::RunRecord>> {
-        self.inner.find_run_by_key(ws, key).await
-    }
-    async fn find_runs_by_snapshot(
-        &self,
-        id: &str,
-    ) -> sandkit_core::Result<Vec<sandkit_core::RunRecord>> {
-        self.inner.find_runs_by_snapshot(id).await
-    }
-    async fn get_policy_snapshot(
-        &self,
-        id: &str,
-    ) -> sandkit_core::Result<Option<sandkit_core::PolicySnapshot>> {
-        self.inner.get_policy_snapshot(id).await
-    }
-    async fn get_setup(&self, id: &str) -> sandkit_core::Result<Option<sandkit_core::SetupRecord>> {
-        self.inner.get_setup(id).await
-    }
-    async fn put_setup_if_absent(
-        &self,
-        r: &sandkit_core::SetupRecord,
-    ) -> sandkit_core::Result<bool> {
-        self.inner.put_setup_if_absent(r).await
-    }
-    async fn update_setup(
-        &self,
-        r: &sandkit_core::SetupRecord,
-        rev: i64,
-    ) -> sandkit_core::Result<()> {
-        self.inner.update_setup(r, rev).await
-    }
-    async fn delete_setup(&self, id: &str, rev: Option<i64>) -> sandkit_core::Result<bool> {
-        self.inner.delete_setup(id, rev).await
-    }
-}
-
 #[tokio::test]
 async fn a_commit_reported_failed_after_it_was_applied_keeps_its_head() {
     let rig = Rig::new();
-    let store = std::sync::Arc::new(LossyCommit {
-        inner: rig.store.clone(),
-        armed: std::sync::atomic::AtomicBool::new(false),
-    });
+    // Applies a commit and then reports a storage error, as when the connection drops
+    // after the database committed.
+    let armed = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let lossy = armed.clone();
+    let store = std::sync::Arc::new(Spy::after(
+        rig.store.clone(),
+        Box::new(move |batch| {
+            let is_commit = matches!(
+                &batch.workspace,
+                Some(WorkspaceWrite::Fenced { change, .. }) if change.head.is_some()
+            );
+            if !(is_commit && lossy.swap(false, std::sync::atomic::Ordering::SeqCst)) {
+                return None;
+            }
+            Some(Box::pin(async {
+                Err(sandkit_core::Error::storage(
+                    "connection reset during COMMIT",
+                ))
+            }))
+        }),
+    ));
     let kit = sandkit_core::Sandkit::builder()
         .store(store.clone())
         .provider(std::sync::Arc::new(rig.provider.clone()))
         .build()
         .expect("kit");
     let ws = new_ws(&kit).await;
-    store.armed.store(true, std::sync::atomic::Ordering::SeqCst);
+    armed.store(true, std::sync::atomic::Ordering::SeqCst);
     run(&ws, "echo committed > f").await;
     let head = rig
         .store()
