@@ -51,6 +51,27 @@ fn finished_stream() -> ResponseTemplate {
     ])
 }
 
+/// The command request answers after `delay` (then runs to exit 0).
+async fn command_answers_after(server: &MockServer, delay: Duration) {
+    common::api("POST", CMD)
+        .respond_with(finished_stream().set_delay(delay))
+        .mount(server)
+        .await;
+}
+
+/// Checks of the session get `answer`, `times` times.
+async fn session_checks_get(
+    server: &MockServer,
+    answer: ResponseTemplate,
+    times: impl Into<wiremock::Times>,
+) {
+    common::api("GET", SESSION)
+        .respond_with(answer)
+        .expect(times)
+        .mount(server)
+        .await;
+}
+
 /// Guards the test against hanging: a wait that never ends fails here.
 async fn bounded<T>(what: &str, fut: impl std::future::Future<Output = T>) -> T {
     tokio::time::timeout(Duration::from_secs(30), fut)
@@ -62,15 +83,9 @@ async fn bounded<T>(what: &str, fut: impl std::future::Future<Output = T>) -> T 
 async fn a_silent_stream_of_a_stopped_session_ends_as_unavailable() {
     let server = MockServer::start().await;
     let session = watched_session(&server).await;
-    common::api("POST", CMD)
-        .respond_with(finished_stream().set_delay(Duration::from_secs(600)))
-        .mount(&server)
-        .await;
-    common::api("GET", SESSION)
-        .respond_with(ResponseTemplate::new(200).set_body_json(session_in("stopped")))
-        .expect(1)
-        .mount(&server)
-        .await;
+    command_answers_after(&server, Duration::from_secs(600)).await;
+    let stopped = ResponseTemplate::new(200).set_body_json(session_in("stopped"));
+    session_checks_get(&server, stopped, 1).await;
     let err = bounded("exec", session.exec(shell("sleep 1000")))
         .await
         .expect_err("the session stopped");
@@ -86,16 +101,9 @@ async fn a_silent_stream_of_a_stopped_session_ends_as_unavailable() {
 async fn a_silent_command_in_a_running_session_is_waited_for() {
     let server = MockServer::start().await;
     let session = watched_session(&server).await;
-    common::api("POST", CMD)
-        .respond_with(finished_stream().set_delay(Duration::from_millis(800)))
-        .expect(1)
-        .mount(&server)
-        .await;
-    common::api("GET", SESSION)
-        .respond_with(ResponseTemplate::new(200).set_body_json(session_in("running")))
-        .expect(1..)
-        .mount(&server)
-        .await;
+    command_answers_after(&server, Duration::from_millis(800)).await;
+    let running = ResponseTemplate::new(200).set_body_json(session_in("running"));
+    session_checks_get(&server, running, 1..).await;
     let handle = bounded("exec", session.exec(shell("sleep 1")))
         .await
         .expect("the command started");
@@ -120,13 +128,10 @@ async fn a_wait_for_a_background_command_ends_when_the_session_is_gone() {
         .respond_with(common::ndjson(&[]).set_delay(Duration::from_secs(600)))
         .mount(&server)
         .await;
-    common::api("GET", SESSION)
-        .respond_with(ResponseTemplate::new(410).set_body_json(
-            json!({"error": {"code": "sandbox_stopped", "message": "Sandbox is stopped"}}),
-        ))
-        .expect(1)
-        .mount(&server)
-        .await;
+    let gone = ResponseTemplate::new(410).set_body_json(
+        json!({"error": {"code": "sandbox_stopped", "message": "Sandbox is stopped"}}),
+    );
+    session_checks_get(&server, gone, 1).await;
     let handle = session.spawn(shell("sleep 1000")).await.expect("started");
     let err = bounded("wait", handle.exit)
         .await
