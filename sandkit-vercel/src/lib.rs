@@ -56,10 +56,11 @@
 //! once as `RateLimited`). Calls that create or run something are retried only when the
 //! service provably did not act (429, 503, a connection that never opened); a 500/502/504
 //! or a connection lost mid-request is reported, and a broken command stream is an
-//! error, never a rerun: a durable command cannot run twice. A snapshot request that
-//! failed in a way that may hide success (500/502/504, connection lost) is not resent:
-//! the session is checked and the project's snapshots listed, and a snapshot taken from
-//! the session is used rather than lost. Command streams and waits
+//! error, never a rerun: a durable command cannot run twice. A create or snapshot
+//! request that failed in a way that may hide success (500/502/504, connection lost) is
+//! not resent but looked up — the sandbox by the unique name Sandkit gives it, the
+//! snapshot among the project's snapshots — and used when it exists, so neither is
+//! left running or stored unseen. Command streams and waits
 //! for an exit code have no request timeout (commands may run silently for hours);
 //! once one is still open past its session's deadline plus
 //! [`VercelProviderBuilder::deadline_grace`], the session is checked and, if it has

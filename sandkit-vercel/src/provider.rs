@@ -10,7 +10,7 @@ use sandkit_core::{
     SessionRef, SnapshotRef, StartSpec,
 };
 use serde_json::{Map, Value, json};
-use tracing::info;
+use tracing::{debug, info, warn};
 
 use crate::client::{ApiClient, Call, Failure};
 use crate::config::{Settings, VercelProviderBuilder};
@@ -126,8 +126,42 @@ impl VercelProvider {
         }
     }
 
-    /// Checks a start request and builds the create body (`POST /v3/sandboxes`).
-    fn create_body(&self, spec: &StartSpec) -> Result<Value> {
+    /// After a create that failed but may have worked: the sandbox `name`'s running
+    /// session, if the create did happen (`None` otherwise, or when it cannot be told).
+    async fn created_anyway(&self, name: &str) -> Option<SessionEnvelope> {
+        let call = Call::get("get sandbox", &["v2", "sandboxes", name])
+            .query("projectId", self.credentials().project_id());
+        match self.client.json::<SessionEnvelope>(&call).await {
+            Ok(found) if found.session.status.is_live() => Some(found),
+            Ok(_) => None,
+            Err(failure) => {
+                debug!(sandbox = %name, failure = ?failure.status(), "cannot tell whether the sandbox was created");
+                None
+            }
+        }
+    }
+
+    /// The error for a failed create: a snapshot source that is gone is
+    /// `SnapshotUnavailable`.
+    fn start_error(&self, spec: &StartSpec, call: &Call, failure: Failure) -> Error {
+        let status = failure.status().map(|(s, _)| s);
+        let snapshot_gone = spec.from.is_some()
+            && (status == Some(410) || (status == Some(404) && mentions_snapshot(&failure)));
+        let error = self.client.error(call, failure);
+        match (&spec.from, snapshot_gone) {
+            (Some(from), true) => Error::snapshot_unavailable(format!(
+                "snapshot {} is no longer available at Vercel (expired or deleted); \
+                 start fresh or from another snapshot",
+                from.id
+            ))
+            .with_source(error),
+            _ => error,
+        }
+    }
+
+    /// Checks a start request and builds the create body (`POST /v3/sandboxes`) for a
+    /// sandbox called `name`.
+    fn create_body(&self, spec: &StartSpec, name: &str) -> Result<Value> {
         let timeout = if spec.timeout.is_zero() {
             self.settings.default_timeout
         } else {
@@ -153,6 +187,7 @@ impl VercelProvider {
 
         let mut body = Map::new();
         body.insert("projectId".into(), json!(self.credentials().project_id()));
+        body.insert("name".into(), json!(name));
         if let Some(from) = &spec.from {
             body.insert(
                 "source".into(),
@@ -195,27 +230,27 @@ impl Provider for VercelProvider {
     }
 
     async fn start(&self, spec: StartSpec) -> Result<Box<dyn ProviderSession>> {
-        let body = self.create_body(&spec)?;
+        // A name of our own lets a create whose answer was lost be found again.
+        let name = format!("sandkit-{}", uuid::Uuid::new_v4().simple());
+        let body = self.create_body(&spec, &name)?;
         let call = Call::post("create sandbox", &["v3", "sandboxes"])
             .body(body)
             .secrets(secret_values(&spec.rules));
         let created: SessionEnvelope = match self.client.json(&call).await {
             Ok(created) => created,
             Err(failure) => {
-                let status = failure.status().map(|(s, _)| s);
-                let snapshot_gone = spec.from.is_some()
-                    && (status == Some(410)
-                        || (status == Some(404) && mentions_snapshot(&failure)));
-                let error = self.client.error(&call, failure);
-                return Err(match (&spec.from, snapshot_gone) {
-                    (Some(from), true) => Error::snapshot_unavailable(format!(
-                        "snapshot {} is no longer available at Vercel (expired or deleted); \
-                         start fresh or from another snapshot",
-                        from.id
-                    ))
-                    .with_source(error),
-                    _ => error,
-                });
+                let adopted = if failure.maybe_acted() {
+                    self.created_anyway(&name).await
+                } else {
+                    None
+                };
+                match adopted {
+                    Some(found) => {
+                        warn!(sandbox = %name, session = %found.session.id, "the create request failed, but the sandbox was created; using it");
+                        found
+                    }
+                    None => return Err(self.start_error(&spec, &call, failure)),
+                }
             }
         };
         info!(

@@ -25,7 +25,7 @@ fn no_body(request: &Request) -> bool {
 async fn create_sends_the_contract_body_and_parses_the_answer() {
     let server = MockServer::start().await;
     api("POST", "/v3/sandboxes")
-        .and(body_json(json!({
+        .and(CreateBody(json!({
             "projectId": "prj_123",
             "ports": [3000],
             "timeout": 300000,
@@ -78,7 +78,7 @@ fn provider_builder(server: &MockServer) -> sandkit_vercel::VercelProviderBuilde
 async fn create_from_a_snapshot_with_an_injected_header_policy() {
     let server = MockServer::start().await;
     api("POST", "/v3/sandboxes")
-        .and(body_json(json!({
+        .and(CreateBody(json!({
             "projectId": "prj_123",
             "source": {"type": "snapshot", "snapshotId": "snap_1"},
             "ports": [],

@@ -159,6 +159,34 @@ async fn a_dropped_stream_is_an_error_and_the_command_is_not_sent_again() {
 }
 
 #[tokio::test]
+async fn a_sandbox_created_behind_a_gateway_error_is_used_not_leaked() {
+    let fake = FakeVercel::start().await;
+    fake.inject(Fault::fail_after(502).on("POST", "/v3/sandboxes"));
+    let session = fake
+        .provider()
+        .start(fresh("faults"))
+        .await
+        .expect("the sandbox was created");
+    assert_eq!(
+        fake.count("POST", "/v3/sandboxes"),
+        1,
+        "never created twice"
+    );
+    let looked_up = fake.requests_matching("GET", "/v2/sandboxes/*");
+    assert_eq!(looked_up.len(), 1, "found by its name");
+    assert!(
+        looked_up[0].path.contains("/sandkit-"),
+        "{:?}",
+        looked_up[0].path
+    );
+    assert_eq!(
+        fake.session_status(&session.session_ref().id),
+        Some("running")
+    );
+    assert_eq!(sh(&*session, "echo ok").await.stdout, "ok\n");
+}
+
+#[tokio::test]
 async fn a_connection_lost_after_sending_a_command_is_not_retried() {
     let fake = FakeVercel::start().await;
     let session = started(&fake).await;

@@ -36,6 +36,7 @@ pub(crate) fn route(
         ("POST", ["v2", "sandboxes", "sessions", id, "snapshot"]) => model.snapshot(id, body),
         ("GET", ["v2", "sandboxes", "snapshots"]) => model.list_snapshots(query),
         ("GET", ["v2", "sandboxes", "snapshots", id]) => model.get_snapshot(id),
+        ("GET", ["v2", "sandboxes", name]) => model.get_sandbox(name, query),
         ("DELETE", ["v2", "sandboxes", "snapshots", id]) => model.delete_snapshot(id),
         _ => Err(Reply::not_found(format!(
             "The fake Vercel API has no endpoint {method} /{}",

@@ -467,6 +467,39 @@ impl Model {
         s
     }
 
+    /// `GET /v2/sandboxes/{name}` (§5.2, without `resume`): the sandbox and its
+    /// current session.
+    pub(crate) fn get_sandbox(
+        &mut self,
+        name: &str,
+        query: &[(String, String)],
+    ) -> Result<Reply, Reply> {
+        let project = query
+            .iter()
+            .find(|(k, _)| k == "projectId")
+            .map(|(_, v)| v.as_str());
+        if project != Some(self.project_id.as_str()) {
+            return Err(bad(format!(
+                "Invalid request: query `projectId` must be the project id {}.",
+                self.project_id
+            )));
+        }
+        let Some(current) = self.sandboxes.get(name).map(|s| s.current_session.clone()) else {
+            return Err(Reply::not_found(format!("Sandbox not found: {name}")));
+        };
+        let session = self.session(&current)?;
+        let session_json = session.json();
+        let routes = session.routes_json();
+        let sandbox = &self.sandboxes[name];
+        let session = &self.sessions[&current];
+        Ok(Reply::ok(json!({
+            "sandbox": self.sandbox_json(sandbox, session),
+            "session": session_json,
+            "routes": routes,
+            "resumed": false,
+        })))
+    }
+
     /// `GET /v2/sandboxes/sessions/{id}`.
     pub(crate) fn get_session(&mut self, id: &str) -> Result<Reply, Reply> {
         let session = self.session(id)?;

@@ -58,6 +58,25 @@ pub fn api(verb: &str, route: &str) -> MockBuilder {
         .and(header("user-agent", default_user_agent().as_str()))
 }
 
+/// Matches a create body equal to `expected` plus the `name` the provider gives every
+/// sandbox it creates (`sandkit-` and 32 hex digits).
+pub struct CreateBody(pub Value);
+
+impl wiremock::Match for CreateBody {
+    fn matches(&self, request: &wiremock::Request) -> bool {
+        let Ok(mut body) = serde_json::from_slice::<Value>(&request.body) else {
+            return false;
+        };
+        let name = body.as_object_mut().and_then(|o| o.remove("name"));
+        let named = name
+            .as_ref()
+            .and_then(Value::as_str)
+            .and_then(|n| n.strip_prefix("sandkit-"))
+            .is_some_and(|hex| hex.len() == 32 && hex.bytes().all(|b| b.is_ascii_hexdigit()));
+        named && body == self.0
+    }
+}
+
 /// An NDJSON answer.
 pub fn ndjson(lines: &[Value]) -> ResponseTemplate {
     let text: String = lines.iter().map(|l| format!("{l}\n")).collect();

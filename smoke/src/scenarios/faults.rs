@@ -1,10 +1,10 @@
 //! Scenario 9, Provider faults on the fake Vercel API: a 429 with `Retry-After` and a 503
 //! (the service refused) on a command are retried transparently; a 500 on a command (it may
 //! have run), a persistent 503, a dropped NDJSON stream and an expired head snapshot are
-//! typed errors; a snapshot taken behind a 502 is found and committed. A command never
-//! runs twice (the fake's request log and the workspace's file both show it), the
-//! workspace is never left corrupted or leased (the next command works from the right
-//! head), and `reset()` recovers from an expired head.
+//! typed errors; a sandbox created or a snapshot taken behind a 502 is found and used. A
+//! command never runs twice (the fake's request log and the workspace's file both show
+//! it), the workspace is never left corrupted or leased (the next command works from the
+//! right head), and `reset()` recovers from an expired head.
 
 use std::time::{Duration, Instant};
 
@@ -180,9 +180,25 @@ async fn body(ctx: &Ctx) -> anyhow::Result<Outcome> {
         "the snapshot request was sent again"
     );
 
+    // A 502 after the sandbox was created: found by its name and used, not created
+    // twice (nor left running).
+    let before = Sent::now(fake);
+    fake.inject(Fault::fail_after(502).on("POST", CREATE));
+    run_ok(&ws, "echo after-create-502 >> runs.txt")
+        .await
+        .context("after a 502 on create")?;
+    let sent = Sent::since(fake, before);
+    ensure!(
+        sent == Sent {
+            creates: 1,
+            commands: 1
+        },
+        "a 502 on create led to {sent:?}"
+    );
+
     let history = run_ok(&ws, "cat runs.txt").await?;
     ensure!(
-        history.stdout == "base\nafter-429\nafter-503\nafter-502\n",
+        history.stdout == "base\nafter-429\nafter-503\nafter-502\nafter-create-502\n",
         "commands ran twice or failed ones were committed: runs.txt reads {:?}",
         history.stdout
     );
