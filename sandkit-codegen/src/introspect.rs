@@ -86,26 +86,25 @@ fn get<T: sandkit_adapter_seaorm::sea_orm::TryGetable>(
     row.try_get::<T>("", column).map_err(query_error)
 }
 
-async fn postgres(conn: &DatabaseConnection) -> Result<DatabaseState> {
-    let mut state = DatabaseState::default();
-    let names = table_names();
-    for row in rows(
-        conn,
-        format!(
-            "SELECT table_name::text AS t, column_name::text AS c, data_type::text AS ty, \
-             collation_name::text AS coll, is_nullable::text AS nullable \
-             FROM information_schema.columns \
-             WHERE table_schema = current_schema() AND table_name IN ({names})"
-        ),
-    )
-    .await?
-    {
+/// Reads `information_schema` column rows (`t`, `c`, `ty`, `coll`, `nullable`, and
+/// with `precision` also `prec`) into `state`.
+async fn read_columns(
+    conn: &DatabaseConnection,
+    state: &mut DatabaseState,
+    precision: bool,
+    sql: String,
+) -> Result<()> {
+    for row in rows(conn, sql).await? {
         let table: String = get(&row, "t")?;
         let column = ColumnState {
             data_type: get::<String>(&row, "ty")?.to_ascii_lowercase(),
             collation: get(&row, "coll")?,
             nullable: get::<String>(&row, "nullable")? == "YES",
-            datetime_precision: None,
+            datetime_precision: if precision {
+                Some(get(&row, "prec")?)
+            } else {
+                None
+            },
             integer_values: false,
         };
         state
@@ -115,20 +114,48 @@ async fn postgres(conn: &DatabaseConnection) -> Result<DatabaseState> {
             .columns
             .insert(get(&row, "c")?, column);
     }
-    for row in rows(
-        conn,
-        format!(
-            "SELECT tablename::text AS t, indexname::text AS i FROM pg_indexes \
-             WHERE schemaname = current_schema() AND tablename IN ({names})"
-        ),
-    )
-    .await?
-    {
+    Ok(())
+}
+
+/// Reads index rows (`t`, `i`) into the tables of `state` already read.
+async fn read_indexes(
+    conn: &DatabaseConnection,
+    state: &mut DatabaseState,
+    sql: String,
+) -> Result<()> {
+    for row in rows(conn, sql).await? {
         let table: String = get(&row, "t")?;
         if let Some(t) = state.tables.get_mut(&table) {
             t.indexes.insert(get(&row, "i")?);
         }
     }
+    Ok(())
+}
+
+async fn postgres(conn: &DatabaseConnection) -> Result<DatabaseState> {
+    let mut state = DatabaseState::default();
+    let names = table_names();
+    read_columns(
+        conn,
+        &mut state,
+        false,
+        format!(
+            "SELECT table_name::text AS t, column_name::text AS c, data_type::text AS ty, \
+             collation_name::text AS coll, is_nullable::text AS nullable \
+             FROM information_schema.columns \
+             WHERE table_schema = current_schema() AND table_name IN ({names})"
+        ),
+    )
+    .await?;
+    read_indexes(
+        conn,
+        &mut state,
+        format!(
+            "SELECT tablename::text AS t, indexname::text AS i FROM pg_indexes \
+             WHERE schemaname = current_schema() AND tablename IN ({names})"
+        ),
+    )
+    .await?;
     Ok(state)
 }
 
@@ -153,8 +180,10 @@ async fn mysql(conn: &DatabaseConnection) -> Result<DatabaseState> {
             },
         );
     }
-    for row in rows(
+    read_columns(
         conn,
+        &mut state,
+        true,
         format!(
             "SELECT CAST(TABLE_NAME AS CHAR) AS t, CAST(COLUMN_NAME AS CHAR) AS c, \
              CAST(DATA_TYPE AS CHAR) AS ty, CAST(COLLATION_NAME AS CHAR) AS coll, \
@@ -164,38 +193,17 @@ async fn mysql(conn: &DatabaseConnection) -> Result<DatabaseState> {
              WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME IN ({names})"
         ),
     )
-    .await?
-    {
-        let table: String = get(&row, "t")?;
-        let column = ColumnState {
-            data_type: get::<String>(&row, "ty")?.to_ascii_lowercase(),
-            collation: get(&row, "coll")?,
-            nullable: get::<String>(&row, "nullable")? == "YES",
-            datetime_precision: Some(get(&row, "prec")?),
-            integer_values: false,
-        };
-        state
-            .tables
-            .entry(table)
-            .or_default()
-            .columns
-            .insert(get(&row, "c")?, column);
-    }
-    for row in rows(
+    .await?;
+    read_indexes(
         conn,
+        &mut state,
         format!(
             "SELECT DISTINCT CAST(TABLE_NAME AS CHAR) AS t, CAST(INDEX_NAME AS CHAR) AS i \
              FROM information_schema.STATISTICS \
              WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME IN ({names})"
         ),
     )
-    .await?
-    {
-        let table: String = get(&row, "t")?;
-        if let Some(t) = state.tables.get_mut(&table) {
-            t.indexes.insert(get(&row, "i")?);
-        }
-    }
+    .await?;
     for row in rows(
         conn,
         format!(
