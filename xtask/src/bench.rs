@@ -133,25 +133,21 @@ fn build(opts: &Options) -> Result<(), String> {
         "-p",
         "sandkit-cli",
     ]))?;
-    if opts.only.contains(&5) {
-        super::run(super::cargo().args([
-            "build",
-            "--release",
-            "-p",
-            "sandkit-local",
-            "--example",
-            "snapshot_bench",
-        ]))?;
-    }
-    if opts.only.contains(&8) {
-        super::run(super::cargo().args([
-            "build",
-            "--release",
-            "-p",
-            "sandkit-adapter-seaorm",
-            "--example",
-            "store_bench",
-        ]))?;
+    // Figures that run a crate's example: build it with the rest.
+    for (figure, package, example) in [
+        (5, "sandkit-local", "snapshot_bench"),
+        (8, "sandkit-adapter-seaorm", "store_bench"),
+    ] {
+        if opts.only.contains(&figure) {
+            super::run(super::cargo().args([
+                "build",
+                "--release",
+                "-p",
+                package,
+                "--example",
+                example,
+            ]))?;
+        }
     }
     Ok(())
 }
