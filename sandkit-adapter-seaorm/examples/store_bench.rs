@@ -154,31 +154,13 @@ async fn drop_database(db: &BenchDb, dialect: Dialect) {
 fn acquire(ws: &WorkspaceRecord) -> (WriteBatch, RunId, LeaseToken) {
     let at = now();
     let run = RunRecord {
-        id: RunId::generate(),
-        workspace_id: ws.id.clone(),
-        kind: RunKind::Command,
-        command: "sh".into(),
         args: vec!["-c".into(), "make test".into()],
-        cwd: None,
         env_keys: vec!["CI".into()],
         policy_description: "deny-all".into(),
         policy_snapshot_id: Some(format!("pol_{}", RunId::generate())),
-        provider: "bench".into(),
-        session_id: None,
-        status: RunStatus::Started,
-        exit_code: None,
-        stdout: None,
-        stderr: None,
-        stdout_truncated: false,
-        stderr_truncated: false,
         base_snapshot: ws.head.clone(),
-        snapshot: None,
-        snapshot_deleted_at: None,
-        error: None,
-        idempotency_key: None,
-        holder: "bench:1".into(),
         started_at: at,
-        finished_at: None,
+        ..RunRecord::started(ws.id.clone(), RunKind::Command, "sh", "bench", "bench:1")
     };
     let lease = Lease {
         kind: LeaseKind::Command,

@@ -75,31 +75,18 @@ async fn race(args: &Args, store: &SeaOrmStore) -> sandkit_core::Result<Tally> {
         }
         let at = now();
         let run = RunRecord {
-            id: RunId::generate(),
-            workspace_id: ws.id.clone(),
-            kind: RunKind::Command,
-            command: "round".into(),
             args: vec![ws.revision.to_string()],
-            cwd: None,
-            env_keys: Vec::new(),
             policy_description: "deny-all".into(),
             policy_snapshot_id: Some(format!("pol_{}", RunId::generate())),
-            provider: "race".into(),
-            session_id: None,
-            status: RunStatus::Started,
-            exit_code: None,
-            stdout: None,
-            stderr: None,
-            stdout_truncated: false,
-            stderr_truncated: false,
             base_snapshot: ws.head.clone(),
-            snapshot_deleted_at: None,
-            snapshot: None,
-            error: None,
-            idempotency_key: None,
-            holder: holder.clone(),
             started_at: at,
-            finished_at: None,
+            ..RunRecord::started(
+                ws.id.clone(),
+                RunKind::Command,
+                "round",
+                "race",
+                holder.clone(),
+            )
         };
         let lease = Lease {
             kind: LeaseKind::Command,
