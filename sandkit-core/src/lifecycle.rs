@@ -287,26 +287,14 @@ impl Workspace {
 
     /// Puts the previous head back after a restore lost a race with retention.
     async fn undo_restore(&self, before: &WorkspaceRecord, snapshot: &SnapshotRef) -> Result<()> {
-        let inner = self.inner();
-        for _ in 0..CAS_ATTEMPTS {
-            let ws = inner.load(self.id()).await?;
-            if ws.head.as_ref() != Some(snapshot) {
-                return Ok(());
+        self.update_if(|record| {
+            if record.head.as_ref() != Some(snapshot) {
+                return Ok(false);
             }
-            let mut record = ws.clone();
             record.head = before.head.clone();
-            record.updated_at = now();
-            let write = WorkspaceWrite::Update {
-                record,
-                expected_revision: ws.revision,
-            };
-            match inner.store.apply(WriteBatch::workspace(write)).await {
-                Ok(()) => return Ok(()),
-                Err(e) if e.kind() == &ErrorKind::Conflict => continue,
-                Err(e) => return Err(e),
-            }
-        }
-        Err(gave_up(self.id()))
+            Ok(true)
+        })
+        .await
     }
 
     /// The whole run journal, oldest first, as [`JournalEntry`]s (redacted: the store

@@ -218,11 +218,22 @@ impl Workspace {
         &self,
         mut change: impl FnMut(&mut WorkspaceRecord) -> Result<()>,
     ) -> Result<()> {
+        self.update_if(|record| change(record).map(|()| true)).await
+    }
+
+    /// [`update`](Self::update) where `change` may decline (`false`): then nothing is
+    /// written.
+    pub(crate) async fn update_if(
+        &self,
+        mut change: impl FnMut(&mut WorkspaceRecord) -> Result<bool>,
+    ) -> Result<()> {
         let inner = self.inner();
         for _ in 0..CAS_ATTEMPTS {
             let ws = inner.load(self.id()).await?;
             let mut record = ws.clone();
-            change(&mut record)?;
+            if !change(&mut record)? {
+                return Ok(());
+            }
             record.updated_at = now();
             let write = WorkspaceWrite::Update {
                 record,
