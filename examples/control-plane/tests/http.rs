@@ -302,94 +302,80 @@ async fn runs_are_listed_and_failures_map_to_statuses_with_json_bodies() {
             "not_found",
         )
         .await;
-
-    // 400: invalid input, malformed bodies and parameters.
     service
-        .fails(
+        .ok(Method::POST, "/workspaces", Some(json!({"id": "w1"})))
+        .await;
+
+    // 400: invalid input, malformed bodies and parameters; 409: conflicts, and no
+    // session to use.
+    let cases = [
+        (
             Method::POST,
             "/workspaces",
             Some(json!({"id": "not an id!"})),
             400,
             "invalid_input",
-        )
-        .await;
-    service
-        .ok(Method::POST, "/workspaces", Some(json!({"id": "w1"})))
-        .await;
-    service
-        .fails(
+        ),
+        (
             Method::POST,
             "/workspaces",
             Some(json!({"id": "w1"})),
             409,
             "already_exists",
-        )
-        .await;
-    service
-        .fails(
+        ),
+        (
             Method::POST,
             "/workspaces/w1/runs",
             Some(json!({"command": ""})),
             400,
             "invalid_input",
-        )
-        .await;
-    service
-        .fails(
+        ),
+        (
             Method::POST,
             "/workspaces/w1/runs",
             Some(json!({"cmd": "ls"})),
             400,
             "invalid_input",
-        )
-        .await;
-    service
-        .fails(
+        ),
+        (
             Method::GET,
             "/workspaces/w1/runs?limit=abc",
             None,
             400,
             "invalid_input",
-        )
-        .await;
-    service
-        .fails(
+        ),
+        (
             Method::GET,
             "/workspaces/w1/runs?limit=0",
             None,
             400,
             "invalid_input",
-        )
-        .await;
-    service
-        .fails(
+        ),
+        (
             Method::POST,
             "/workspaces/w1/session",
             Some(json!({"min_remaining_secs": 0})),
             400,
             "invalid_input",
-        )
-        .await;
-    service
-        .fails(
+        ),
+        (
             Method::GET,
             "/workspaces/w1/session/url/http",
             None,
             400,
             "invalid_input",
-        )
-        .await;
-
-    // 409: no session to use.
-    service
-        .fails(
+        ),
+        (
             Method::POST,
             "/workspaces/w1/session/commit",
             None,
             409,
             "no_active_session",
-        )
-        .await;
+        ),
+    ];
+    for (method, path, body, status, code) in cases {
+        service.fails(method, path, body, status, code).await;
+    }
 
     // Durable runs are journaled and listed newest first, a page at a time.
     for word in ["one", "two", "three"] {
