@@ -23,7 +23,7 @@ struct Service {
 impl Service {
     async fn start(home: &Path) -> Service {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_sandkit-example-control-plane"));
-        for var in ["SANDKIT_PROVIDER", "SANDKIT_VERCEL_BASE_URL", "RUST_LOG"] {
+        for var in sandkit_example_support::ENV_VARS {
             cmd.env_remove(var);
         }
         let mut child = cmd

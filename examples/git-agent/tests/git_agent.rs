@@ -14,16 +14,10 @@ const GITHUB_TOKEN: &str = "ghp_example_token_never_stored";
 /// The example binary with a clean environment.
 fn git_agent(home: &Path) -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_sandkit-example-git-agent"));
-    for var in [
-        "SANDKIT_PROVIDER",
-        "SANDKIT_VERCEL_BASE_URL",
-        "VERCEL_OIDC_TOKEN",
-        "VERCEL_TOKEN",
-        "VERCEL_TEAM_ID",
-        "VERCEL_PROJECT_ID",
-        "GITHUB_TOKEN",
-        "RUST_LOG",
-    ] {
+    for var in sandkit_example_support::ENV_VARS
+        .iter()
+        .chain(&["GITHUB_TOKEN"])
+    {
         cmd.env_remove(var);
     }
     cmd.arg("--home").arg(home).kill_on_drop(true);

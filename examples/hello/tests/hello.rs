@@ -10,15 +10,7 @@ use tokio::process::Command;
 /// The example binary with a clean environment: no provider choice, no credentials.
 fn hello() -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_sandkit-example-hello"));
-    for var in [
-        "SANDKIT_PROVIDER",
-        "SANDKIT_VERCEL_BASE_URL",
-        "VERCEL_OIDC_TOKEN",
-        "VERCEL_TOKEN",
-        "VERCEL_TEAM_ID",
-        "VERCEL_PROJECT_ID",
-        "RUST_LOG",
-    ] {
+    for var in sandkit_example_support::ENV_VARS {
         cmd.env_remove(var);
     }
     cmd.kill_on_drop(true);

@@ -64,7 +64,10 @@ impl Drop for FreshDatabase {
 
 fn shared_db(database: &str, home: &Path) -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_sandkit-example-shared-db"));
-    for var in ["SANDKIT_PROVIDER", "SANDKIT_DATABASE_URL", "RUST_LOG"] {
+    for var in sandkit_example_support::ENV_VARS
+        .iter()
+        .chain(&["SANDKIT_DATABASE_URL"])
+    {
         cmd.env_remove(var);
     }
     cmd.arg("--database")

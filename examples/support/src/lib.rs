@@ -38,6 +38,18 @@ pub const PROVIDER_VAR: &str = "SANDKIT_PROVIDER";
 /// `VercelProvider::from_env`.
 pub const VERCEL_BASE_URL_VAR: &str = sandkit_vercel::BASE_URL_VAR;
 
+/// Every environment variable the examples read (provider choice, Vercel API and
+/// credentials, logging): tests clear them so that the machine's settings never leak in.
+pub const ENV_VARS: &[&str] = &[
+    PROVIDER_VAR,
+    VERCEL_BASE_URL_VAR,
+    sandkit_vercel::OIDC_TOKEN_VAR,
+    sandkit_vercel::TOKEN_VAR,
+    sandkit_vercel::TEAM_ID_VAR,
+    sandkit_vercel::PROJECT_ID_VAR,
+    "RUST_LOG",
+];
+
 /// Where sandboxes run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ProviderKind {
