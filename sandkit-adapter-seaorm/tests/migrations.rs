@@ -4,14 +4,16 @@
 mod common;
 
 use common::TestDb;
-use common::typescript::{CREATED_MS, ts_literal, typescript_ddl, typescript_rows};
+use common::typescript::{
+    CREATED_MS, ts_literal, typescript_ddl, typescript_rows, upgraded_workspace,
+};
 use sandkit_adapter_seaorm::migration::Migrator;
 use sandkit_adapter_seaorm::sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend, Statement};
 use sandkit_adapter_seaorm::{Dialect, SeaOrmStore};
 use sandkit_core::policies::Policy;
 use sandkit_core::{
     FencedChange, LeaseKind, RunFinish, RunId, RunKind, RunStatus, RunWrite, SandboxConfig,
-    SetupRecord, SnapshotRef, Store, WorkspaceId, WorkspaceRecord, WorkspaceState, WorkspaceStatus,
+    SetupRecord, SnapshotRef, Store, WorkspaceRecord, WorkspaceState, WorkspaceStatus,
     WorkspaceWrite, WriteBatch, now,
 };
 use sandkit_testkit::store_suite::{full_workspace, started_run};
@@ -198,19 +200,8 @@ async fn upgrade_typescript(dialect: Dialect) {
     }
     store.migrate().await.expect("upgrade in place");
     let (_, created) = ts_literal(dialect, CREATED_MS);
-    let get = |id: &str| {
-        let store = store.clone();
-        let id = WorkspaceId::new(id).expect("id");
-        async move {
-            store
-                .get_workspace(&id)
-                .await
-                .expect("read")
-                .expect("exists")
-        }
-    };
 
-    let snap = get("ws-snap").await;
+    let snap = upgraded_workspace(&store, "ws-snap").await;
     assert_eq!(snap.head, Some(vercel("snap_abc")));
     assert_eq!(snap.state(), WorkspaceState::Committed);
     assert_eq!(
@@ -242,7 +233,7 @@ async fn upgrade_typescript(dialect: Dialect) {
     assert_eq!((snap.created_at, snap.updated_at), (created, created));
     assert_eq!(snap.lease, None);
 
-    let live = get("ws-live").await;
+    let live = upgraded_workspace(&store, "ws-live").await;
     let lease = live.lease.clone().expect("a session lease");
     assert_eq!(lease.kind, LeaseKind::Session);
     assert_eq!(
@@ -263,7 +254,7 @@ async fn upgrade_typescript(dialect: Dialect) {
             .cloned()
             .expect("object")
     );
-    let expired = get("ws-expired").await;
+    let expired = upgraded_workspace(&store, "ws-expired").await;
     assert!(!expired.lease.as_ref().expect("lease").is_live(now()));
     assert_ne!(
         expired.lease.as_ref().map(|l| &l.token),
@@ -271,7 +262,7 @@ async fn upgrade_typescript(dialect: Dialect) {
         "fresh tokens"
     );
 
-    let cold = get("ws-cold").await;
+    let cold = upgraded_workspace(&store, "ws-cold").await;
     assert_eq!(
         (cold.name.as_str(), cold.status),
         ("default", WorkspaceStatus::Inactive)
@@ -327,7 +318,10 @@ async fn upgrade_typescript(dialect: Dialect) {
         ))
         .await
         .expect("raw write");
-        assert_eq!(get("ws-cold").await.created_at, created);
+        assert_eq!(
+            upgraded_workspace(&store, "ws-cold").await.created_at,
+            created
+        );
     }
 
     let listed = store
@@ -389,7 +383,7 @@ async fn upgrade_typescript(dialect: Dialect) {
         )
         .await
         .expect("commit on an upgraded row");
-    let after = get("ws-snap").await;
+    let after = upgraded_workspace(&store, "ws-snap").await;
     assert_eq!((after.revision, after.head), (2, Some(vercel("snap_new"))));
     let stored = store
         .get_run(&new_run.id)

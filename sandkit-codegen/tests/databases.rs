@@ -9,7 +9,9 @@ mod common;
 
 use std::sync::Arc;
 
-use common::typescript::{CREATED_MS, ts_literal, typescript_ddl, typescript_rows};
+use common::typescript::{
+    CREATED_MS, ts_literal, typescript_ddl, typescript_rows, upgraded_workspace,
+};
 use common::{SqlCorruptor, TestDb};
 use sandkit_adapter_seaorm::SeaOrmStore;
 use sandkit_adapter_seaorm::sea_orm::{ConnectionTrait, Database, DatabaseConnection};
@@ -150,18 +152,7 @@ async fn upgrades_typescript(dialect: sandkit_adapter_seaorm::Dialect) {
 
     let store = SeaOrmStore::new(conn);
     let (_, created) = ts_literal(dialect, CREATED_MS);
-    let get = |id: &str| {
-        let store = store.clone();
-        let id = WorkspaceId::new(id).expect("id");
-        async move {
-            store
-                .get_workspace(&id)
-                .await
-                .expect("read")
-                .expect("exists")
-        }
-    };
-    let snap = get("ws-snap").await;
+    let snap = upgraded_workspace(&store, "ws-snap").await;
     assert_eq!(snap.head.as_ref().map(|h| h.id.as_str()), Some("snap_abc"));
     assert_eq!(snap.state(), WorkspaceState::Committed);
     assert_eq!(
@@ -176,7 +167,7 @@ async fn upgrades_typescript(dialect: sandkit_adapter_seaorm::Dialect) {
     assert_eq!((snap.name.as_str(), snap.revision), ("agent", 0));
     assert_eq!((snap.created_at, snap.updated_at), (created, created));
 
-    let live = get("ws-live").await;
+    let live = upgraded_workspace(&store, "ws-live").await;
     let lease = live.lease.clone().expect("a session lease");
     assert_eq!(lease.kind, LeaseKind::Session);
     assert_eq!(
@@ -195,14 +186,14 @@ async fn upgrades_typescript(dialect: sandkit_adapter_seaorm::Dialect) {
         serde_json::Value::Object(live.metadata.clone()),
         serde_json::json!({"owner": "ops"})
     );
-    let expired = get("ws-expired").await;
+    let expired = upgraded_workspace(&store, "ws-expired").await;
     assert!(!expired.lease.as_ref().expect("lease").is_live(now()));
     assert_ne!(
         expired.lease.map(|l| l.token),
         Some(lease.token),
         "fresh tokens"
     );
-    let cold = get("ws-cold").await;
+    let cold = upgraded_workspace(&store, "ws-cold").await;
     assert_eq!(cold.state(), WorkspaceState::Cold);
     assert!(cold.head.is_none() && cold.lease.is_none());
 
@@ -236,7 +227,7 @@ async fn upgrades_typescript(dialect: sandkit_adapter_seaorm::Dialect) {
         }))
         .await
         .expect("compare-and-set on an upgraded row");
-    assert_eq!(get("ws-snap").await.revision, 1);
+    assert_eq!(upgraded_workspace(&store, "ws-snap").await.revision, 1);
 }
 
 #[tokio::test]

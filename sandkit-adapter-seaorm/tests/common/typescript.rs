@@ -1,7 +1,17 @@
 //! The TypeScript Sandkit's Drizzle schema and rows in its shapes, for upgrade tests.
 
 use chrono::{DateTime, Utc};
-use sandkit_adapter_seaorm::Dialect;
+use sandkit_adapter_seaorm::{Dialect, SeaOrmStore};
+use sandkit_core::{Store, WorkspaceId, WorkspaceRecord};
+
+/// Reads a workspace the upgrade must have kept.
+pub async fn upgraded_workspace(store: &SeaOrmStore, id: &str) -> WorkspaceRecord {
+    store
+        .get_workspace(&WorkspaceId::new(id).expect("id"))
+        .await
+        .expect("read")
+        .expect("exists")
+}
 
 /// The original's Drizzle DDL (`sandkit-ts-behaviour.md` §5.2). On MySQL the ids are
 /// `varchar(255)`: MySQL cannot index the `text` columns the original's generator named.
