@@ -470,11 +470,7 @@ pub fn seaorm_schema(migration_dir: &str, entity_dir: &str) -> Result<Vec<Genera
             },
         )?,
     )];
-    files.extend(entities(
-        &schema,
-        entity_dir,
-        "`sandkit generate --adapter seaorm`",
-    )?);
+    files.extend(user_entities(&schema, entity_dir)?);
     Ok(files)
 }
 
@@ -512,12 +508,13 @@ pub fn seaorm_upgrade(
             },
         )?,
     )];
-    files.extend(entities(
-        &schema,
-        entity_dir,
-        "`sandkit generate --adapter seaorm`",
-    )?);
+    files.extend(user_entities(&schema, entity_dir)?);
     Ok(files)
+}
+
+/// The entity modules written into an application's project.
+fn user_entities(schema: &Schema, entity_dir: &str) -> Result<Vec<GeneratedFile>> {
+    entities(schema, entity_dir, "`sandkit generate --adapter seaorm`")
 }
 
 fn join(dir: &str, file: &str) -> String {
