@@ -366,13 +366,7 @@ async fn provider_failures_finish_the_run_keep_the_head_and_release_the_lease() 
     let rig = Rig::new();
     let ws = new_ws(&rig.kit()).await;
     run(&ws, "echo good > state").await;
-    let head = rig
-        .store()
-        .get_workspace(ws.id())
-        .await
-        .expect("get")
-        .expect("ws")
-        .head;
+    let head = rig.record(ws.id()).await.head;
 
     for (fault, what) in [(0u8, "start"), (1, "exec"), (2, "snapshot")] {
         match fault {
@@ -385,12 +379,7 @@ async fn provider_failures_finish_the_run_keep_the_head_and_release_the_lease() 
             .await
             .expect_err(what);
         assert!(err.to_string().contains("injected"), "{what}: {err}");
-        let record = rig
-            .store()
-            .get_workspace(ws.id())
-            .await
-            .expect("get")
-            .expect("ws");
+        let record = rig.record(ws.id()).await;
         assert_eq!(record.head, head, "{what}: head unchanged");
         assert!(record.lease.is_none(), "{what}: lease released");
         let last = &all_runs(&ws).await[0];
@@ -410,14 +399,7 @@ async fn a_lost_head_snapshot_is_a_typed_error_and_reset_recovers() {
     let rig = Rig::new();
     let ws = new_ws(&rig.kit()).await;
     run(&ws, "echo x > x").await;
-    let head = rig
-        .store()
-        .get_workspace(ws.id())
-        .await
-        .expect("get")
-        .expect("ws")
-        .head
-        .expect("head");
+    let head = rig.record(ws.id()).await.head.expect("head");
     rig.provider.lose_snapshot(&head.id);
     let err = ws.run_command(sh("cat x")).await.expect_err("head gone");
     assert_eq!(err.kind(), &ErrorKind::SnapshotUnavailable);
@@ -428,12 +410,7 @@ async fn a_lost_head_snapshot_is_a_typed_error_and_reset_recovers() {
     );
     assert!(msg.contains("reset()"), "{msg}");
     // Nothing changed on purpose: still committed to the (lost) head.
-    let record = rig
-        .store()
-        .get_workspace(ws.id())
-        .await
-        .expect("get")
-        .expect("ws");
+    let record = rig.record(ws.id()).await;
     assert_eq!(record.head.as_ref(), Some(&head));
     ws.reset().await.expect("reset");
     let out = ws.run_command(sh("cat x")).await.expect("runs from cold");
@@ -504,11 +481,6 @@ async fn exposed_ports_can_be_changed_for_later_sandboxes() {
     ws.set_exposed_ports([8000, 8001]).await.expect("set");
     let err = ws.set_exposed_ports([0]).await.expect_err("invalid");
     assert_eq!(err.kind(), &ErrorKind::InvalidInput);
-    let record = rig
-        .store()
-        .get_workspace(ws.id())
-        .await
-        .expect("get")
-        .expect("ws");
+    let record = rig.record(ws.id()).await;
     assert_eq!(record.sandbox_config.exposed_ports, [8000, 8001]);
 }

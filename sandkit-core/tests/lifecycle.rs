@@ -10,14 +10,7 @@ use sandkit_core::{ErrorKind, JournalEntry, RunKind, RunStatus, SessionOptions, 
 use sandkit_testkit::FakeProvider;
 
 async fn head_id(rig: &Rig, ws: &sandkit_core::Workspace) -> String {
-    rig.store()
-        .get_workspace(ws.id())
-        .await
-        .expect("get")
-        .expect("ws")
-        .head
-        .expect("head")
-        .id
+    rig.record(ws.id()).await.head.expect("head").id
 }
 
 #[tokio::test]

@@ -29,13 +29,7 @@ async fn a_dead_holder_loses_its_lease_and_the_next_command_recovers() {
     let kit = rig.builder().command_lease_ttl(ttl).build().expect("kit");
     let ws = new_ws(&kit).await;
     run(&ws, "echo committed > f").await;
-    let head = rig
-        .store()
-        .get_workspace(ws.id())
-        .await
-        .expect("get")
-        .expect("ws")
-        .head;
+    let head = rig.record(ws.id()).await.head;
 
     // A "process" (its own runtime) starts a long command, then dies without a trace.
     let doomed = rig.builder().command_lease_ttl(ttl).build().expect("kit");
@@ -105,12 +99,7 @@ async fn a_dead_holder_loses_its_lease_and_the_next_command_recovers() {
         0,
         "the dead holder's sandbox was stopped"
     );
-    let record = rig
-        .store()
-        .get_workspace(ws.id())
-        .await
-        .expect("get")
-        .expect("ws");
+    let record = rig.record(ws.id()).await;
     assert!(record.lease.is_none());
     assert_ne!(record.head, head, "the recovering command committed");
 }
@@ -156,12 +145,7 @@ async fn a_holder_whose_lease_was_taken_over_cannot_commit() {
         .expect("spawn");
 
     // Another process takes the lease over (as if it had judged it expired).
-    let mut record = rig
-        .store()
-        .get_workspace(ws.id())
-        .await
-        .expect("get")
-        .expect("ws");
+    let mut record = rig.record(ws.id()).await;
     let head = record.head.clone();
     let mut lease = record.lease.clone().expect("leased");
     lease.token = LeaseToken::generate();
@@ -178,12 +162,7 @@ async fn a_holder_whose_lease_was_taken_over_cannot_commit() {
     let err = cmd.wait().await.expect_err("fenced");
     assert_eq!(err.kind(), &ErrorKind::Conflict);
     assert!(err.to_string().contains("lease"), "{err}");
-    let after = rig
-        .store()
-        .get_workspace(ws.id())
-        .await
-        .expect("get")
-        .expect("ws");
+    let after = rig.record(ws.id()).await;
     assert_eq!(after.head, head, "the fenced holder committed nothing");
     assert_eq!(after.lease.map(|l| l.holder).as_deref(), Some("usurper"));
     assert_eq!(rig.provider.alive_sessions(), 0, "its sandbox was stopped");
@@ -221,14 +200,7 @@ async fn a_commit_reported_failed_after_it_was_applied_keeps_its_head() {
     let ws = new_ws(&kit).await;
     armed.store(true, std::sync::atomic::Ordering::SeqCst);
     run(&ws, "echo committed > f").await;
-    let head = rig
-        .store()
-        .get_workspace(ws.id())
-        .await
-        .expect("get")
-        .expect("ws")
-        .head
-        .expect("head");
+    let head = rig.record(ws.id()).await.head.expect("head");
     assert!(
         rig.provider.snapshot_ids().contains(&head.id),
         "the snapshot behind the committed head was not deleted"
@@ -246,12 +218,7 @@ async fn reset_recovers_an_expired_command_lease_and_frees_its_key() {
         .expect("kit");
     let ws = new_ws(&kit).await;
     // A holder that acquired and then vanished.
-    let mut record = rig
-        .store()
-        .get_workspace(ws.id())
-        .await
-        .expect("get")
-        .expect("ws");
+    let mut record = rig.record(ws.id()).await;
     let mut run = sandkit_core::RunRecord::started(
         ws.id().clone(),
         sandkit_core::RunKind::Command,

@@ -152,12 +152,7 @@ async fn session_policy_override_is_persisted_and_restored_on_attach() {
         Some("allow-services:npm")
     );
     // The workspace default is untouched.
-    let record = rig
-        .store()
-        .get_workspace(ws.id())
-        .await
-        .expect("get")
-        .expect("ws");
+    let record = rig.record(ws.id()).await;
     assert_eq!(
         record.policy.map(|p| p.describe()).as_deref(),
         Some("allow-services:bun")
@@ -208,12 +203,7 @@ async fn an_expired_session_falls_back_to_the_head_not_cold() {
     assert_eq!(err.kind(), &ErrorKind::NoActiveSession);
     let err = session.exec(sh("true")).await.expect_err("expired");
     assert_eq!(err.kind(), &ErrorKind::SessionUnavailable);
-    let record = rig
-        .store()
-        .get_workspace(ws.id())
-        .await
-        .expect("get")
-        .expect("ws");
+    let record = rig.record(ws.id()).await;
     assert_eq!(record.state(), WorkspaceState::Committed);
     assert_eq!(run(&ws, "cat f").await.stdout, "kept\n");
 }

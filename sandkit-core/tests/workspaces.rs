@@ -223,12 +223,7 @@ async fn reads_have_no_side_effects() {
         .expect("open");
     drop(session);
     tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
-    let before = rig
-        .store()
-        .get_workspace(ws.id())
-        .await
-        .expect("get")
-        .expect("ws");
+    let before = rig.record(ws.id()).await;
     rig.provider.reset_calls();
     assert!(ws.lease().await.expect("lease").is_none());
     let _ = kit.workspace(ws.id()).await.expect("open");
@@ -237,12 +232,7 @@ async fn reads_have_no_side_effects() {
         .await
         .expect("list");
     let _ = ws.runs(Default::default()).await.expect("runs");
-    let after = rig
-        .store()
-        .get_workspace(ws.id())
-        .await
-        .expect("get")
-        .expect("ws");
+    let after = rig.record(ws.id()).await;
     assert_eq!(before, after);
     assert_eq!(rig.provider.calls().total(), 0);
 }

@@ -12,7 +12,7 @@ use sandkit_adapter_memory::MemoryStore;
 use sandkit_core::policies::MapEnv;
 use sandkit_core::{
     CommandResult, CommandSpec, RunQuery, RunRecord, Sandkit, SandkitBuilder, SetupSpec, Store,
-    Workspace, WorkspaceSpec,
+    Workspace, WorkspaceId, WorkspaceRecord, WorkspaceSpec,
 };
 use sandkit_testkit::FakeProvider;
 
@@ -57,6 +57,15 @@ impl Rig {
 
     pub fn store(&self) -> &dyn Store {
         &*self.store
+    }
+
+    /// The stored record of a workspace that must exist.
+    pub async fn record(&self, id: &WorkspaceId) -> WorkspaceRecord {
+        self.store
+            .get_workspace(id)
+            .await
+            .expect("get")
+            .expect("ws")
     }
 }
 
