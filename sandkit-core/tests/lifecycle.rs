@@ -334,15 +334,21 @@ async fn following_the_journal_yields_new_runs_once_finished() {
     );
 }
 
-#[tokio::test]
-async fn a_source_deleted_while_it_is_forked_leaves_no_fork_with_a_vanished_head() {
-    let rig = Rig::new();
-    let kit = rig.kit();
+/// Workspace `src` with one committed command (so its head is a snapshot).
+async fn committed_source(kit: &sandkit_core::Sandkit) -> sandkit_core::Workspace {
     let src = kit
         .create_workspace(WorkspaceSpec::new().id("src"))
         .await
         .expect("create");
     run(&src, "echo base > f").await;
+    src
+}
+
+#[tokio::test]
+async fn a_source_deleted_while_it_is_forked_leaves_no_fork_with_a_vanished_head() {
+    let rig = Rig::new();
+    let kit = rig.kit();
+    committed_source(&kit).await;
     // Right before the fork's write, report it and wait to be resumed.
     let (reached_tx, reached) = tokio::sync::oneshot::channel::<()>();
     let (resume_tx, resume_rx) = tokio::sync::oneshot::channel::<()>();
@@ -434,11 +440,7 @@ async fn a_snapshot_pinned_by_a_fork_is_not_rewritten_on_every_pass() {
 async fn a_fork_undone_after_its_source_was_deleted_leaves_no_snapshot_behind() {
     let rig = Rig::new();
     let kit = rig.kit();
-    let src = kit
-        .create_workspace(WorkspaceSpec::new().id("src"))
-        .await
-        .expect("create");
-    run(&src, "echo base > f").await;
+    let src = committed_source(&kit).await;
     let head = head_id(&rig, &src).await;
     // Right after the fork's write (before it checks its source), delete the source:
     // the deletion sees the fork's head and keeps the snapshot.
