@@ -207,36 +207,28 @@ fn steps(n: u8, quick: bool, bin: &Path) -> Vec<Step> {
             vec![step]
         }
         7 => vec![bench_step(bin, "memory", &[], quick)],
-        8 => vec![
-            cargo_step(&[
-                "run",
-                "--release",
-                "--quiet",
-                "-p",
-                "sandkit-adapter-seaorm",
-                "--example",
-                "store_bench",
-                "--",
-                "--iterations",
-                pick("500", "100"),
-            ]),
-            cargo_step(&[
-                "run",
-                "--release",
-                "--quiet",
-                "-p",
-                "sandkit-adapter-seaorm",
-                "--example",
-                "store_bench",
-                "--",
-                "--dialect",
-                "sqlite",
-                "--sqlite-synchronous",
-                "normal",
-                "--iterations",
-                pick("500", "100"),
-            ]),
-        ],
+        8 => {
+            // The store bench: every dialect, then SQLite without flushes (the baseline).
+            let store_bench = |extra: &[&str]| {
+                let mut args = vec![
+                    "run",
+                    "--release",
+                    "--quiet",
+                    "-p",
+                    "sandkit-adapter-seaorm",
+                    "--example",
+                    "store_bench",
+                    "--",
+                ];
+                args.extend_from_slice(extra);
+                args.extend(["--iterations", pick("500", "100")]);
+                cargo_step(&args)
+            };
+            vec![
+                store_bench(&[]),
+                store_bench(&["--dialect", "sqlite", "--sqlite-synchronous", "normal"]),
+            ]
+        }
         _ => Vec::new(),
     }
 }
