@@ -19,7 +19,7 @@ use serde_json::json;
 
 use crate::args::Args;
 use crate::child::Finished;
-use crate::stats::{ms, round, summary_json};
+use crate::stats::{median, ms, round, summary_json};
 
 /// The workspace the CLI runs in.
 const WORKSPACE: &str = "bench";
@@ -71,7 +71,6 @@ pub fn run(args: &Args) -> Result<(), String> {
     let true_ms: Vec<f64> = (0..iterations)
         .map(|_| crate::child::run(&mut Command::new("true")).map(|f| ms(f.wall)))
         .collect::<Result<_, _>>()?;
-    let median = |v: &[f64]| crate::stats::Summary::of(v).map_or(0.0, |s| s.median);
     println!(
         "{}",
         json!({

@@ -13,7 +13,7 @@ use sandkit_testkit::FakeProvider;
 use serde_json::json;
 
 use crate::args::Args;
-use crate::stats::{round, summary_json};
+use crate::stats::{median, round, summary_json};
 
 const WORKSPACES: usize = 10_000;
 const HANDLES: usize = 1_000;
@@ -53,7 +53,6 @@ pub fn run(args: &Args) -> Result<(), String> {
         baseline.push(measure(0, 0)?);
         loaded.push(measure(WORKSPACES, HANDLES)?);
     }
-    let median = |v: &[f64]| crate::stats::Summary::of(v).map_or(0.0, |s| s.median);
     let delta_mib = median(&loaded) - median(&baseline);
     println!(
         "{}",

@@ -14,7 +14,7 @@ use sandkit_testkit::FakeProvider;
 use serde_json::json;
 
 use crate::args::Args;
-use crate::stats::{round, summary_json, us};
+use crate::stats::{median, round, summary_json, us};
 use crate::stores::{BenchStore, StoreKind};
 use crate::timed_store::{Tally, TimedStore, add, tally_json, total};
 
@@ -184,7 +184,6 @@ async fn case(
         add(&mut bg, d.retention_store);
     }
     let per = iterations.max(1) as f64;
-    let median = |v: &[f64]| crate::stats::Summary::of(v).map_or(0.0, |s| s.median);
     // Retention walks the workspace's runs, so its cost grows with them: compare the
     // first and last tenth of the iterations.
     let tenth = (iterations / 10).max(1);

@@ -76,6 +76,11 @@ fn nearest_rank(sorted: &[f64], q: f64) -> f64 {
     sorted[rank.clamp(1, sorted.len()) - 1]
 }
 
+/// The median of `samples` (0 when there are none).
+pub fn median(samples: &[f64]) -> f64 {
+    Summary::of(samples).map_or(0.0, |s| s.median)
+}
+
 /// Three significant decimals are plenty for the report.
 pub fn round(v: f64) -> f64 {
     (v * 1000.0).round() / 1000.0

@@ -15,7 +15,7 @@ use sandkit_testkit::FakeProvider;
 use serde_json::json;
 
 use crate::args::Args;
-use crate::stats::{ms, round, summary_json};
+use crate::stats::{median, ms, round, summary_json};
 use crate::stores::{BenchStore, StoreKind};
 use crate::timed_store::{Tally, add, tally_json};
 
@@ -82,7 +82,6 @@ async fn scale(kind: StoreKind, n: usize, runs: usize) -> Result<serde_json::Val
         errors += m.round.errors;
         add(&mut tally, m.tally);
     }
-    let median = |v: &[f64]| crate::stats::Summary::of(v).map_or(0.0, |s| s.median);
     Ok(json!({
         "figure": 3,
         "store": kind.label(),

@@ -15,7 +15,7 @@ use sandkit_vercel::fake::FakeVercel;
 use serde_json::json;
 
 use crate::args::Args;
-use crate::stats::summary_json;
+use crate::stats::{median, summary_json};
 
 /// The path of network-policy updates.
 const NETWORK_POLICY: &str = "/v2/sandboxes/sessions/*/network-policy";
@@ -146,7 +146,6 @@ async fn case(
         head = Some(crate::bare::command(provider.as_ref(), &bare_id, head.take(), "true").await?);
         bare.push(counted(&fake).0.total as f64);
     }
-    let median = |v: &[f64]| crate::stats::Summary::of(v).map_or(0.0, |s| s.median);
     Ok(json!({
         "figure": 2,
         "policy": name,
