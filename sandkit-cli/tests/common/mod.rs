@@ -30,13 +30,7 @@ impl Home {
 
     /// `sandkit` with the working directory here and no inherited configuration.
     pub fn cmd(&self) -> Command {
-        let mut cmd = Command::cargo_bin("sandkit").expect("binary");
-        cmd.current_dir(self.path())
-            .env_remove("SANDKIT_HOME")
-            .env_remove("SANDKIT_DATABASE_URL")
-            .env_remove("SANDKIT_PROVIDER")
-            .env_remove("RUST_LOG");
-        cmd
+        Command::from_std(self.std_cmd())
     }
 
     /// The same as a plain `std::process::Command`, for spawning in the background.
