@@ -25,8 +25,9 @@ pub(crate) fn violation(err: &DbErr) -> Option<Violation> {
 pub(crate) fn storage(doing: &str, err: DbErr) -> Error {
     let text = err.to_string();
     let hint = if is_missing_table(&text) {
-        "the Sandkit tables are missing or out of date: run SeaOrmStore::migrate() (or add \
-         sandkit_adapter_seaorm::migration::migrations() to your Migrator)"
+        "the Sandkit tables are missing or out of date: run `sandkit migrate` (or \
+         SeaOrmStore::migrate()), or apply the migration `sandkit generate` writes with \
+         your own migrations"
     } else if is_lock_timeout(&text) {
         "the database stayed locked by another writer; retry the operation"
     } else {

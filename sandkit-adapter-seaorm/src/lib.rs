@@ -46,6 +46,7 @@ mod store;
 mod write;
 
 pub use dialect::Dialect;
+pub use migration::SchemaStatus;
 pub use store::{SQLITE_BUSY_TIMEOUT, SeaOrmStore};
 
 /// Re-export of SeaORM, so callers can build a connection for [`SeaOrmStore::new`].

@@ -9,13 +9,16 @@ use sandkit_core::{
     WorkspaceId, WorkspaceListing, WorkspaceRecord, WriteBatch,
 };
 use sea_orm::sqlx::sqlite::SqliteJournalMode;
-use sea_orm::{ConnectOptions, Database, DatabaseConnection};
-use sea_orm_migration::MigratorTrait;
+use sea_orm::sqlx::{Connection as _, MySqlConnection};
+use sea_orm::{
+    ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbErr, TransactionTrait,
+};
+use sea_orm_migration::{IntoSchemaManagerConnection, MigratorTrait, SchemaManager};
 use tracing::info;
 
 use crate::dialect::Dialect;
 use crate::errors::storage;
-use crate::migration::Migrator;
+use crate::migration::{self, Migrator, SchemaStatus};
 use crate::{read, setup, sqlite_url, write};
 
 /// How long a SQLite writer waits for another process's write lock.
@@ -31,6 +34,87 @@ pub const SQLITE_BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 pub struct SeaOrmStore {
     db: DatabaseConnection,
     dialect: Dialect,
+}
+
+/// The PostgreSQL advisory lock key migrations hold (`sandkit` in ASCII).
+const MIGRATION_LOCK_KEY: i64 = 0x73_61_6e_64_6b_69_74;
+
+/// The MySQL named lock migrations hold, and how long to wait for it.
+const MYSQL_MIGRATION_LOCK: &str = "sandkit_migrate";
+const MYSQL_LOCK_WAIT_SECS: u32 = 120;
+
+/// Records what the schema already holds, then runs the missing migrations.
+async fn migrate_on<'c, C>(conn: &'c C) -> Result<()>
+where
+    &'c C: IntoSchemaManagerConnection<'c>,
+{
+    let manager = SchemaManager::new(conn);
+    if let SchemaStatus::Newer { unknown } = migration::status(&manager)
+        .await
+        .map_err(migration_failed)?
+    {
+        return Err(newer_schema(&unknown));
+    }
+    migration::adopt(&manager).await.map_err(migration_failed)?;
+    Migrator::up(conn, None).await.map_err(migration_failed)
+}
+
+/// The refusal for a database a newer Sandkit migrated.
+fn newer_schema(unknown: &[String]) -> Error {
+    Error::invalid_input(format!(
+        "this database was migrated by a newer Sandkit (it records {}); upgrade sandkit \
+         (or sandkit-adapter-seaorm) to use it",
+        unknown.join(", ")
+    ))
+}
+
+/// A failed migration step. Only connection trouble is worth retrying: anything else
+/// fails the same way until the schema is looked at.
+fn migration_failed(err: DbErr) -> Error {
+    let hint = match &err {
+        DbErr::Conn(_) | DbErr::ConnectionAcquire(_) => {
+            "check that the database server is running and reachable, then run it again"
+        }
+        _ => {
+            "the database holds something Sandkit's migrations did not expect; \
+             `sandkit generate --database-url URL` shows what it needs, and \
+             `sandkit migrate --check` where the schema stands (this fails the same way \
+             until the schema is fixed)"
+        }
+    };
+    Error::storage(format!(
+        "migrating the Sandkit schema failed: {err}; {hint}"
+    ))
+    .with_source(err)
+}
+
+/// A MySQL connection of its own holding [`MYSQL_MIGRATION_LOCK`].
+async fn mysql_lock(db: &DatabaseConnection) -> Result<MySqlConnection> {
+    let mut conn = db
+        .get_mysql_connection_pool()
+        .acquire()
+        .await
+        .map_err(|e| {
+            Error::storage(format!(
+                "could not get a connection to lock the migrations: {e}; check that the \
+                 database server is running and reachable, then run it again"
+            ))
+        })?
+        .detach();
+    let got: Option<i64> = sea_orm::sqlx::query_scalar("SELECT GET_LOCK(?, ?)")
+        .bind(MYSQL_MIGRATION_LOCK)
+        .bind(MYSQL_LOCK_WAIT_SECS)
+        .fetch_one(&mut conn)
+        .await
+        .map_err(|e| migration_failed(DbErr::Custom(e.to_string())))?;
+    if got != Some(1) {
+        return Err(Error::busy(format!(
+            "another process has been migrating the Sandkit schema for over \
+             {MYSQL_LOCK_WAIT_SECS} s (MySQL lock {MYSQL_MIGRATION_LOCK}); wait for it to \
+             finish, then run it again"
+        )));
+    }
+    Ok(conn)
 }
 
 impl fmt::Debug for SeaOrmStore {
@@ -110,18 +194,77 @@ impl SeaOrmStore {
         SeaOrmStore { db, dialect }
     }
 
-    /// Creates or upgrades Sandkit's tables by running [`Migrator`]: a fresh database
-    /// gets the current schema; a database created by the TypeScript Sandkit is
-    /// upgraded in place. Run it from one process at a time (at deployment).
+    /// Creates or upgrades Sandkit's tables: a fresh database gets the current schema;
+    /// a database created by the TypeScript Sandkit is upgraded in place; a schema that
+    /// is already current — however it got there (see [`migration`](crate::migration))
+    /// — is only recorded as such. Safe to call from many processes at once: they
+    /// take turns (a PostgreSQL advisory lock, a MySQL named lock, SQLite's write
+    /// lock).
     ///
     /// # Errors
-    /// `Storage` when a migration fails; the message names it.
+    /// `Storage` when a migration fails (the message names it and what to do);
+    /// `InvalidInput` when a newer Sandkit migrated this database.
     pub async fn migrate(&self) -> Result<()> {
-        Migrator::up(&self.db, None)
-            .await
-            .map_err(|e| storage("migrating the Sandkit schema", e))?;
+        match self.dialect {
+            Dialect::Sqlite => {
+                // BEGIN IMMEDIATE: other processes wait on the write lock.
+                let txn = write::begin(&self.db, self.dialect).await?;
+                migrate_on(&txn).await?;
+                txn.commit().await.map_err(migration_failed)?;
+            }
+            Dialect::Postgres => {
+                let txn = self.db.begin().await.map_err(migration_failed)?;
+                txn.execute_unprepared(&format!(
+                    "SELECT pg_advisory_xact_lock({MIGRATION_LOCK_KEY})"
+                ))
+                .await
+                .map_err(migration_failed)?;
+                migrate_on(&txn).await?;
+                txn.commit().await.map_err(migration_failed)?;
+            }
+            Dialect::MySql => {
+                // DDL commits implicitly on MySQL, so the lock is a named lock held by
+                // a connection of its own (closed, and so released, on every path).
+                let lock = mysql_lock(&self.db).await?;
+                let outcome = migrate_on(&self.db).await;
+                // Closing the connection releases the lock even if the close fails.
+                let _ = lock.close().await;
+                outcome?;
+            }
+        }
         info!(dialect = %self.dialect, "sandkit schema is up to date");
         Ok(())
+    }
+
+    /// Where the schema stands, without changing anything (works on a read-only
+    /// connection).
+    ///
+    /// # Errors
+    /// `Storage` when the database cannot be read.
+    pub async fn schema_status(&self) -> Result<SchemaStatus> {
+        migration::status(&SchemaManager::new(&self.db))
+            .await
+            .map_err(|e| storage("reading the Sandkit schema's version", e))
+    }
+
+    /// Fails unless the schema is current: for applications whose own migrations own
+    /// the schema, and so never call [`migrate`](SeaOrmStore::migrate).
+    ///
+    /// # Errors
+    /// `Storage` naming the missing migrations and the commands that add them;
+    /// `InvalidInput` when a newer Sandkit migrated this database.
+    pub async fn require_current_schema(&self) -> Result<()> {
+        match self.schema_status().await? {
+            SchemaStatus::Current => Ok(()),
+            SchemaStatus::Behind { pending } => Err(Error::storage(format!(
+                "the Sandkit schema in this {} database is behind (missing: {}); run \
+                 `sandkit migrate --database URL` (or SeaOrmStore::migrate()), or apply the \
+                 migration or SQL that `sandkit generate` writes with your own migrations",
+                self.dialect,
+                pending.join(", ")
+            ))),
+            SchemaStatus::Newer { unknown } => Err(newer_schema(&unknown)),
+        }
     }
 
     /// The underlying connection.

@@ -75,6 +75,26 @@ pub(crate) enum SandkitSetupStates {
     UpdatedAt,
 }
 
+impl Migration {
+    /// Whether a schema already has all of Sandkit's tables, however they were made.
+    ///
+    /// # Errors
+    /// When the database cannot be inspected.
+    pub async fn is_applied(manager: &SchemaManager<'_>) -> Result<bool, DbErr> {
+        for table in [
+            SandkitWorkspaces::Table.into_iden(),
+            SandkitRuns::Table.into_iden(),
+            SandkitPolicies::Table.into_iden(),
+            SandkitSetupStates::Table.into_iden(),
+        ] {
+            if !manager.has_table(table.to_string()).await? {
+                return Ok(false);
+            }
+        }
+        Ok(true)
+    }
+}
+
 #[async_trait::async_trait]
 impl MigrationTrait for Migration {
     async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {

@@ -324,23 +324,55 @@ fn backs_foreign_key(backend: DbBackend, index: &IndexCreateStatement) -> bool {
         )
 }
 
+fn index_name(index: &IndexCreateStatement) -> &str {
+    index.get_index_spec().get_name().unwrap_or_default()
+}
+
+impl Migration {
+    /// Whether a schema already has every column and index this migration adds,
+    /// however it got them (this migration, an application's copy of it, or the SQL
+    /// that `sandkit generate` writes).
+    ///
+    /// # Errors
+    /// When the database cannot be inspected.
+    pub async fn is_applied(manager: &SchemaManager<'_>) -> Result<bool, DbErr> {
+        let c = Columns::new(manager.get_database_backend());
+        for (table, column) in added_columns(&c) {
+            if !manager
+                .has_column(table.to_string(), column.get_column_name())
+                .await?
+            {
+                return Ok(false);
+            }
+        }
+        for (table, index) in indexes() {
+            if !manager.has_index(table, index_name(&index)).await? {
+                return Ok(false);
+            }
+        }
+        Ok(true)
+    }
+}
+
 #[async_trait::async_trait]
 impl MigrationTrait for Migration {
     async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
         let c = Columns::new(manager.get_database_backend());
         normalize::normalize_types(manager).await?;
+        // Only what is missing: a run that stopped half-way (MySQL cannot roll DDL
+        // back) completes on the next try.
         for (table, column) in added_columns(&c) {
-            manager
-                .alter_table(Table::alter().table(table).add_column(column).to_owned())
-                .await?;
+            if !manager
+                .has_column(table.to_string(), column.get_column_name())
+                .await?
+            {
+                manager
+                    .alter_table(Table::alter().table(table).add_column(column).to_owned())
+                    .await?;
+            }
         }
         for (table, index) in indexes() {
-            let name = index
-                .get_index_spec()
-                .get_name()
-                .unwrap_or_default()
-                .to_owned();
-            if !manager.has_index(table, &name).await? {
+            if !manager.has_index(table, index_name(&index)).await? {
                 manager.create_index(index).await?;
             }
         }
@@ -355,11 +387,7 @@ impl MigrationTrait for Migration {
             if backs_foreign_key(backend, &index) {
                 continue;
             }
-            let name = index
-                .get_index_spec()
-                .get_name()
-                .unwrap_or_default()
-                .to_owned();
+            let name = index_name(&index).to_owned();
             if manager.has_index(table, &name).await? {
                 manager
                     .drop_index(Index::drop().name(name).table(Alias::new(table)).to_owned())
