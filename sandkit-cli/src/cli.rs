@@ -38,6 +38,10 @@ pub struct Cli {
     #[arg(long, global = true, env = "SANDKIT_PROVIDER", value_enum, default_value_t = ProviderKind::Local)]
     pub provider: ProviderKind,
 
+    /// Never create or upgrade Sandkit's tables: fail if they are not current (for apps whose own migrations own the schema)
+    #[arg(long, global = true, env = "SANDKIT_NO_MIGRATE")]
+    pub no_migrate: bool,
+
     /// Print one JSON document instead of text (read commands)
     #[arg(long, global = true)]
     pub json: bool,
@@ -92,9 +96,15 @@ pub enum Command {
         #[arg(long)]
         dry_run: bool,
     },
-    /// Create or upgrade the database schema.
-    #[command(after_help = "Example:\n  sandkit migrate --database postgres://app@db/app")]
-    Migrate,
+    /// Create or upgrade the database schema, or check where it stands.
+    #[command(
+        after_help = "Examples:\n  sandkit migrate --database postgres://app@db/app\n  sandkit migrate --check --database postgres://app@db/app\n\n--check exits 0 when the schema is current and 1 when it is behind (or was migrated by a newer sandkit); it never writes."
+    )]
+    Migrate {
+        /// Only report where the schema stands; change nothing
+        #[arg(long)]
+        check: bool,
+    },
     /// Generate Sandkit's schema for your project: SeaORM entities and migration, or SQL.
     #[command(after_help = crate::commands::generate::EXAMPLES)]
     Generate(crate::commands::generate::GenerateArgs),

@@ -74,8 +74,20 @@ pub fn database_url(cli: &Cli) -> Result<String> {
 /// How long to wait for the database before giving up (fail fast on a bad URL).
 const CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
 
-/// Connects to the database and brings its schema up to date.
+/// Connects to the database and brings its schema up to date (with `--no-migrate`:
+/// only checks that it is).
 pub async fn open_store(cli: &Cli) -> Result<SeaOrmStore> {
+    let store = connect_store(cli).await?;
+    if cli.no_migrate {
+        store.require_current_schema().await?;
+    } else {
+        store.migrate().await?;
+    }
+    Ok(store)
+}
+
+/// Connects to the database, changing nothing.
+pub async fn connect_store(cli: &Cli) -> Result<SeaOrmStore> {
     let url = database_url(cli)?;
     let mut options = SeaOrmStore::connect_options(&url)?;
     options
@@ -88,9 +100,7 @@ pub async fn open_store(cli: &Cli) -> Result<SeaOrmStore> {
                 "cannot open the database: {e}; check --database / SANDKIT_DATABASE_URL and that the server is running"
             ))
         })?;
-    let store = SeaOrmStore::new(db);
-    store.migrate().await?;
-    Ok(store)
+    Ok(SeaOrmStore::new(db))
 }
 
 fn open_provider(cli: &Cli) -> Result<Arc<dyn Provider>> {

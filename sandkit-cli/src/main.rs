@@ -44,7 +44,7 @@ async fn dispatch(cli: Cli) -> Result<i32, Error> {
     let prepared = match &cli.command {
         Command::Policy(command) => return commands::policy(command, cli.json),
         Command::Generate(args) => return commands::generate::run(args).await,
-        Command::Migrate => return commands::migrate(&cli).await,
+        Command::Migrate { check } => return commands::migrate(&cli, *check).await,
         Command::Bootstrap(args) => return commands::bootstrap(&cli, args).await,
         // Bad input must fail before anything is opened or written.
         Command::Run(args) => Some(commands::run::prepare(args)?),
@@ -71,9 +71,10 @@ async fn run_command(
         Command::Session(command) => commands::session::run(ctx, command).await,
         Command::Runs(args) => commands::runs::run(ctx, args).await,
         Command::Gc { dry_run } => commands::gc(ctx, dry_run).await,
-        Command::Policy(_) | Command::Migrate | Command::Bootstrap(_) | Command::Generate(_) => {
-            Ok(0)
-        }
+        Command::Policy(_)
+        | Command::Migrate { .. }
+        | Command::Bootstrap(_)
+        | Command::Generate(_) => Ok(0),
     }
 }
 

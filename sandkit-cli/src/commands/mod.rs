@@ -6,6 +6,7 @@ pub mod runs;
 pub mod session;
 pub mod workspace;
 
+use sandkit_adapter_seaorm::SchemaStatus;
 use sandkit_core::Result;
 use serde_json::json as value;
 
@@ -116,9 +117,40 @@ pub async fn gc(ctx: &Context, dry_run: bool) -> Result<i32> {
     Ok(if report.failed.is_empty() { 0 } else { 1 })
 }
 
-/// `sandkit migrate`.
-pub async fn migrate(cli: &Cli) -> Result<i32> {
-    context::open_store(cli).await?;
-    eprintln!("sandkit: database schema is up to date");
-    Ok(0)
+/// `sandkit migrate [--check]`.
+pub async fn migrate(cli: &Cli, check: bool) -> Result<i32> {
+    if !check {
+        context::connect_store(cli).await?.migrate().await?;
+        eprintln!("sandkit: database schema is up to date");
+        return Ok(0);
+    }
+    let status = context::connect_store(cli).await?.schema_status().await?;
+    if cli.json {
+        json(&status_json(&status))?;
+    }
+    match &status {
+        SchemaStatus::Current => eprintln!("sandkit: the Sandkit schema is current"),
+        SchemaStatus::Behind { pending } => eprintln!(
+            "sandkit: the Sandkit schema is behind (missing: {}); run `sandkit migrate`, or \
+             apply what `sandkit generate` writes with your own migrations",
+            pending.join(", ")
+        ),
+        SchemaStatus::Newer { unknown } => eprintln!(
+            "sandkit: a newer sandkit migrated this database (it records {}); upgrade sandkit",
+            unknown.join(", ")
+        ),
+    }
+    Ok(if status.is_current() { 0 } else { 1 })
+}
+
+fn status_json(status: &SchemaStatus) -> serde_json::Value {
+    match status {
+        SchemaStatus::Current => value!({ "status": "current" }),
+        SchemaStatus::Behind { pending } => {
+            value!({ "status": "behind", "pending": pending })
+        }
+        SchemaStatus::Newer { unknown } => {
+            value!({ "status": "newer", "unknown": unknown })
+        }
+    }
 }
