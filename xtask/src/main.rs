@@ -4,9 +4,10 @@
 //!   `cargo test`) and the doctests. PostgreSQL and MariaDB tests use
 //!   `SANDKIT_TEST_POSTGRES_URL` / `SANDKIT_TEST_MYSQL_URL`; when unset and a server
 //!   answers on the default loopback port, the task points the tests at it.
-//! * `codegen [--check]` — regenerates the SeaORM adapter's checked-in entity and
-//!   migration sources from `sandkit-codegen`'s schema model; with `--check`, writes
-//!   nothing and fails naming every file that differs (CI runs this).
+//! * `codegen [--check]` — regenerates the checked-in generated sources from
+//!   `sandkit-codegen`'s schema model (the SeaORM adapter's entities and migrations, and
+//!   the `app-migrations` example's generated migration and entities); with `--check`,
+//!   writes nothing and fails naming every file that differs (CI runs this).
 //! * `bench [--quick] [--only N] [--out FILE]` — runs the benchmarks and writes
 //!   `BENCHMARKS.md` (see `bench.rs`).
 //! * `smoke [ARGS…]` — builds the `sandkit` CLI and runs the end-to-end scenarios of
@@ -129,12 +130,28 @@ fn test(extra: &[String]) -> Result<(), String> {
     run(cargo().args(["test", "--workspace", "--doc"]))
 }
 
-/// The SeaORM adapter crate, whose entity and migration sources are generated.
-fn adapter_dir() -> std::path::PathBuf {
+/// A crate of the workspace, by its directory.
+fn crate_dir(name: &str) -> std::path::PathBuf {
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("..")
-        .join("sandkit-adapter-seaorm");
+        .join(name);
     dir.canonicalize().unwrap_or(dir)
+}
+
+/// The generated sources checked into the workspace, by the crate that holds them: the
+/// SeaORM adapter's entities and migrations, and what `sandkit generate --adapter
+/// seaorm` writes for the example application that owns its migrations.
+fn generated_sources()
+-> Result<Vec<(std::path::PathBuf, Vec<sandkit_codegen::GeneratedFile>)>, String> {
+    let mut adapter = sandkit_codegen::adapter_sources().map_err(|e| e.to_string())?;
+    sandkit_codegen::format_files(&mut adapter).map_err(|e| e.to_string())?;
+    let mut app = sandkit_codegen::seaorm_schema("src/migration", "src/entities/sandkit")
+        .map_err(|e| e.to_string())?;
+    sandkit_codegen::format_files(&mut app).map_err(|e| e.to_string())?;
+    Ok(vec![
+        (crate_dir("sandkit-adapter-seaorm"), adapter),
+        (crate_dir("examples/app-migrations"), app),
+    ])
 }
 
 fn codegen(args: &[String]) -> Result<(), String> {
@@ -147,33 +164,37 @@ fn codegen(args: &[String]) -> Result<(), String> {
             ));
         }
     };
-    let mut files = sandkit_codegen::adapter_sources().map_err(|e| e.to_string())?;
-    sandkit_codegen::format_files(&mut files).map_err(|e| e.to_string())?;
-    let root = adapter_dir();
-    if check {
-        let differing =
-            sandkit_codegen::output::differing(&root, &files).map_err(|e| e.to_string())?;
-        if differing.is_empty() {
-            eprintln!("xtask: {} generated files are up to date", files.len());
-            return Ok(());
+    for (root, files) in generated_sources()? {
+        if check {
+            let differing =
+                sandkit_codegen::output::differing(&root, &files).map_err(|e| e.to_string())?;
+            if !differing.is_empty() {
+                let names: Vec<String> = differing
+                    .iter()
+                    .map(|p| format!("  {}", p.display()))
+                    .collect();
+                return Err(format!(
+                    "generated sources differ from the schema model:\n{}\nrun `cargo xtask codegen` and commit the result",
+                    names.join("\n")
+                ));
+            }
+            eprintln!(
+                "xtask: {} generated files in {} are up to date",
+                files.len(),
+                root.display()
+            );
+            continue;
         }
-        let names: Vec<String> = differing
-            .iter()
-            .map(|p| format!("  {}", p.display()))
-            .collect();
-        return Err(format!(
-            "generated sources differ from the schema model:\n{}\nrun `cargo xtask codegen` and commit the result",
-            names.join("\n")
-        ));
-    }
-    let outcomes = sandkit_codegen::write_files(&root, &files, true).map_err(|e| e.to_string())?;
-    for outcome in outcomes {
-        let verdict = match outcome {
-            sandkit_codegen::WriteOutcome::Created(_) => "created",
-            sandkit_codegen::WriteOutcome::Replaced(_) => "updated",
-            sandkit_codegen::WriteOutcome::UpToDate(_) => "up to date",
-        };
-        eprintln!("xtask: {verdict}: {}", outcome.path().display());
+        let outcomes =
+            sandkit_codegen::write_files(&root, &files, true).map_err(|e| e.to_string())?;
+        for outcome in outcomes {
+            let verdict = match outcome {
+                sandkit_codegen::WriteOutcome::Created(_) => "created",
+                sandkit_codegen::WriteOutcome::Replaced(_) => "updated",
+                sandkit_codegen::WriteOutcome::UpToDate(_) => "up to date",
+            };
+            eprintln!("xtask: {verdict}: {}", outcome.path().display());
+        }
     }
     Ok(())
 }
