@@ -1,0 +1,3 @@
+//! The application's entities: Sandkit's generated ones under [`sandkit`].
+
+pub mod sandkit;
