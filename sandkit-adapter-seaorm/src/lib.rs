@@ -23,7 +23,8 @@
 //! | many processes | safe on every dialect (SQLite: WAL, busy timeout, one writer at a time) |
 //! | SQLite durability | every commit flushed (`synchronous = FULL`); `?synchronous=normal` in the URL trades that for speed |
 //! | corrupt rows | `Corrupt { table, column, reason }`, never a panic or a silent reset |
-//! | schema | [`migration::Migrator`]; upgrades a TypeScript Sandkit database in place |
+//! | schema | [`SeaOrmStore::migrate`] (many processes may call it at once); records in its own `sandkit_migrations`, so an application's migrator and Sandkit's never trip over each other; a schema already current however it got there counts as current; upgrades a TypeScript Sandkit database in place |
+//! | apps that own the schema | [`SeaOrmStore::require_current_schema`] / [`SeaOrmStore::schema_status`] check without changing anything |
 //!
 //! A durable command costs two transactions and five statements: compare-and-set
 //! workspace update + policy snapshot insert + run insert, then fenced update + run
