@@ -236,6 +236,28 @@ impl SeaOrmStore {
         Ok(())
     }
 
+    /// MySQL/MariaDB: moves the ids of a database the TypeScript Sandkit made to the
+    /// binary collation (byte-by-byte comparison, as Sandkit's own tables have),
+    /// together with the application's columns whose foreign keys reference them —
+    /// which [`migrate`](SeaOrmStore::migrate) leaves alone (its upgrade keeps the
+    /// case-insensitive collation rather than break an application's key). Foreign
+    /// keys are dropped meanwhile and re-created with their rules. A no-op on other
+    /// dialects and on ids already binary. Two ids that differ only in case would
+    /// collide after it; MySQL then refuses the conversion and nothing is lost.
+    ///
+    /// # Errors
+    /// `Storage` naming the statement that failed (an application column that is not
+    /// a character column is refused before anything changes).
+    pub async fn convert_ids_to_binary_collation(&self) -> Result<()> {
+        if self.dialect != Dialect::MySql {
+            return Ok(());
+        }
+        let lock = mysql_lock(&self.db).await?;
+        let outcome = migration::convert_ids_to_binary(&SchemaManager::new(&self.db)).await;
+        let _ = lock.close().await;
+        outcome.map_err(migration_failed)
+    }
+
     /// Where the schema stands, without changing anything (works on a read-only
     /// connection).
     ///

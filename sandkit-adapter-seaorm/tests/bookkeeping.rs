@@ -369,3 +369,88 @@ on_every_dialect!(first_use_by_many_at_once:
     first_use_on_postgres => Dialect::Postgres,
     first_use_on_mysql => Dialect::MySql,
 );
+
+/// A TypeScript-made MariaDB database whose app table references Sandkit's ids: the
+/// upgrade keeps the case-insensitive collation (it will not break the app's key); the
+/// conversion then moves Sandkit's ids and the app's column to `utf8mb4_bin`, keeps the
+/// key, and ids that differ only in case become distinct workspaces.
+#[tokio::test]
+async fn typescript_ids_become_binary_with_the_apps_keys_on_mysql() {
+    let Some(db) = TestDb::new(Dialect::MySql).await else {
+        return;
+    };
+    let store = db.store().await;
+    let conn = store.connection();
+    let backend = conn.get_database_backend();
+    let exec = |sql: String| conn.execute_raw(Statement::from_string(backend, sql));
+    for sql in common::typescript::typescript_ddl(Dialect::MySql) {
+        exec(sql).await.expect("TypeScript DDL");
+    }
+    exec(
+        "CREATE TABLE app_projects (id INT PRIMARY KEY, workspace_id varchar(255) NOT NULL, \
+         CONSTRAINT app_projects_ws_fk FOREIGN KEY (workspace_id) \
+         REFERENCES sandkit_workspaces (id) ON DELETE CASCADE) \
+         CHARACTER SET utf8mb4 COLLATE utf8mb4_general_ci"
+            .to_owned(),
+    )
+    .await
+    .expect("app table");
+    store.migrate().await.expect("upgrade keeps the app's key");
+
+    let collation = |table: &'static str, column: &'static str| async move {
+        let sql = format!(
+            "SELECT CAST(COLLATION_NAME AS CHAR) AS c FROM information_schema.COLUMNS \
+             WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = '{table}' AND COLUMN_NAME = '{column}'"
+        );
+        conn.query_one_raw(Statement::from_string(backend, sql))
+            .await
+            .expect("query")
+            .expect("row")
+            .try_get::<String>("", "c")
+            .expect("collation")
+    };
+    assert_ne!(collation("sandkit_workspaces", "id").await, "utf8mb4_bin");
+
+    store
+        .convert_ids_to_binary_collation()
+        .await
+        .expect("convert");
+    assert_eq!(collation("sandkit_workspaces", "id").await, "utf8mb4_bin");
+    assert_eq!(
+        collation("sandkit_runs", "workspace_id").await,
+        "utf8mb4_bin"
+    );
+    assert_eq!(
+        collation("app_projects", "workspace_id").await,
+        "utf8mb4_bin"
+    );
+    store
+        .convert_ids_to_binary_collation()
+        .await
+        .expect("a second conversion is a no-op");
+
+    works(&store, "Agent").await;
+    works(&store, "agent").await;
+    exec("INSERT INTO app_projects (id, workspace_id) VALUES (1, 'agent')".to_owned())
+        .await
+        .expect("the app's key holds");
+    assert!(
+        exec("INSERT INTO app_projects (id, workspace_id) VALUES (2, 'AGENT')".to_owned())
+            .await
+            .is_err(),
+        "the re-created key still refuses a missing workspace"
+    );
+    exec("DELETE FROM sandkit_workspaces WHERE id = 'agent'".to_owned())
+        .await
+        .expect("delete");
+    assert!(
+        conn.query_one_raw(Statement::from_string(
+            backend,
+            "SELECT id FROM app_projects".to_owned()
+        ))
+        .await
+        .expect("query")
+        .is_none(),
+        "ON DELETE CASCADE came back with the key"
+    );
+}

@@ -102,8 +102,11 @@ pub enum Command {
     )]
     Migrate {
         /// Only report where the schema stands; change nothing
-        #[arg(long)]
+        #[arg(long, conflicts_with = "binary_ids")]
         check: bool,
+        /// MySQL/MariaDB: also move the ids of a database the TypeScript Sandkit made to the binary collation, with your columns whose foreign keys reference them
+        #[arg(long)]
+        binary_ids: bool,
     },
     /// Generate Sandkit's schema for your project: SeaORM entities and migration, or SQL.
     #[command(after_help = crate::commands::generate::EXAMPLES)]

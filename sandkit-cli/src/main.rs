@@ -44,7 +44,9 @@ async fn dispatch(cli: Cli) -> Result<i32, Error> {
     let prepared = match &cli.command {
         Command::Policy(command) => return commands::policy(command, cli.json),
         Command::Generate(args) => return commands::generate::run(args).await,
-        Command::Migrate { check } => return commands::migrate(&cli, *check).await,
+        Command::Migrate { check, binary_ids } => {
+            return commands::migrate(&cli, *check, *binary_ids).await;
+        }
         Command::Bootstrap(args) => return commands::bootstrap(&cli, args).await,
         // Bad input must fail before anything is opened or written.
         Command::Run(args) => Some(commands::run::prepare(args)?),

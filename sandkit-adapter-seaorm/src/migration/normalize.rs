@@ -28,6 +28,9 @@ const KEYS: &[(&str, &str)] = &[
     ("sandkit_setup_states", "id"),
 ];
 
+/// The collation Sandkit's MySQL ids use.
+const BINARY: &str = "utf8mb4_bin";
+
 const TABLES: &str =
     "'sandkit_workspaces', 'sandkit_runs', 'sandkit_policies', 'sandkit_setup_states'";
 
@@ -97,22 +100,9 @@ async fn normalize_postgres(manager: &SchemaManager<'_>) -> Result<(), DbErr> {
 async fn normalize_mysql(manager: &SchemaManager<'_>) -> Result<(), DbErr> {
     let conn = manager.get_connection();
     let query = |sql: String| conn.query_all_raw(Statement::from_string(DbBackend::MySql, sql));
-    let mut convert = Vec::new();
-    for row in query(format!(
-        "SELECT CAST(TABLE_NAME AS CHAR) AS t, CAST(TABLE_COLLATION AS CHAR) AS coll \
-         FROM information_schema.TABLES \
-         WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME IN ({TABLES})"
-    ))
-    .await?
-    {
-        let table: String = row.try_get("", "t")?;
-        let collation: Option<String> = row.try_get("", "coll")?;
-        if collation.as_deref() != Some("utf8mb4_bin") {
-            convert.push(table);
-        }
-    }
+    let convert = tables_to_convert(manager).await?;
     if !convert.is_empty() {
-        convert_collation(manager, &convert).await?;
+        convert_collation(manager, &convert, false).await?;
     }
     let mut statements = Vec::new();
     for row in query(format!(
@@ -163,55 +153,207 @@ async fn normalize_mysql(manager: &SchemaManager<'_>) -> Result<(), DbErr> {
     Ok(())
 }
 
-/// Moves tables to `utf8mb4_bin`. The foreign keys between them are dropped meanwhile
-/// and re-created (MariaDB refuses to convert a column a foreign key joins). When an
-/// application's own table references a Sandkit table, the tables keep their
-/// collation (ids then compare case-insensitively) rather than break that key.
-async fn convert_collation(manager: &SchemaManager<'_>, tables: &[String]) -> Result<(), DbErr> {
+/// Moves tables to `utf8mb4_bin`. The foreign keys that reference them are dropped
+/// meanwhile and re-created (MariaDB refuses to convert a column a foreign key joins).
+/// When an application's own table references a Sandkit table, the tables keep their
+/// collation (ids then compare case-insensitively) rather than break that key — unless
+/// `with_app_columns`, when the application's referencing columns move to
+/// `utf8mb4_bin` too ([`convert_ids_to_binary`]).
+async fn convert_collation(
+    manager: &SchemaManager<'_>,
+    tables: &[String],
+    with_app_columns: bool,
+) -> Result<(), DbErr> {
     let conn = manager.get_connection();
-    let mut keys = Vec::new();
-    for row in conn
-        .query_all_raw(Statement::from_string(
-            DbBackend::MySql,
-            format!(
-                "SELECT CAST(CONSTRAINT_NAME AS CHAR) AS name, CAST(TABLE_NAME AS CHAR) AS t \
-                 FROM information_schema.REFERENTIAL_CONSTRAINTS \
-                 WHERE CONSTRAINT_SCHEMA = DATABASE() AND REFERENCED_TABLE_NAME IN ({TABLES})"
-            ),
-        ))
-        .await?
-    {
-        let (name, table): (String, String) = (row.try_get("", "name")?, row.try_get("", "t")?);
-        keys.push((name, table));
-    }
-    if let Some((name, table)) = keys
-        .iter()
-        .find(|(_, t)| !matches!(t.as_str(), "sandkit_runs" | "sandkit_policies"))
-    {
+    let keys = referencing_keys(manager).await?;
+    let app_keys: Vec<&ReferencingKey> = keys.iter().filter(|k| !k.is_sandkits()).collect();
+    if let Some(key) = app_keys.first().filter(|_| !with_app_columns) {
         warn!(
-            foreign_key = %name,
-            table = %table,
+            foreign_key = %key.name,
+            table = %key.table,
             "an application table references Sandkit's tables; they keep their collation \
-             (ids compare case-insensitively)"
+             (ids compare case-insensitively); `sandkit migrate --binary-ids` converts \
+             both"
         );
         return Ok(());
     }
-    for (name, table) in &keys {
-        conn.execute_unprepared(&format!("ALTER TABLE `{table}` DROP FOREIGN KEY `{name}`"))
-            .await?;
+    if let Some(key) = app_keys.iter().find(|k| !k.is_text()) {
+        return Err(DbErr::Migration(format!(
+            "{}.{} references Sandkit's ids but is {}, not a character column; change it \
+             to varchar(255) CHARACTER SET utf8mb4 COLLATE utf8mb4_bin first",
+            key.table, key.column, key.column_type
+        )));
     }
+    for key in &keys {
+        conn.execute_unprepared(&format!(
+            "ALTER TABLE `{}` DROP FOREIGN KEY `{}`",
+            key.table, key.name
+        ))
+        .await?;
+    }
+    let converted = convert_tables_and_columns(manager, tables, &app_keys).await;
+    // The keys come back even when the conversion failed half-way.
+    let mut restored = Ok(());
+    for key in &keys {
+        if let Err(e) = conn.execute_unprepared(&key.add_statement()).await {
+            restored = Err(DbErr::Migration(format!(
+                "could not re-create foreign key {} ({e}); re-create it with: {}",
+                key.name,
+                key.add_statement()
+            )));
+        }
+    }
+    converted.and(restored)
+}
+
+async fn convert_tables_and_columns(
+    manager: &SchemaManager<'_>,
+    tables: &[String],
+    app_keys: &[&ReferencingKey],
+) -> Result<(), DbErr> {
+    let conn = manager.get_connection();
     for table in tables {
         conn.execute_unprepared(&format!(
             "ALTER TABLE `{table}` CONVERT TO CHARACTER SET utf8mb4 COLLATE utf8mb4_bin"
         ))
         .await?;
     }
-    for (name, table) in &keys {
+    for key in app_keys {
         conn.execute_unprepared(&format!(
-            "ALTER TABLE `{table}` ADD CONSTRAINT `{name}` FOREIGN KEY (`workspace_id`) \
-             REFERENCES `sandkit_workspaces` (`id`)"
+            "ALTER TABLE `{}` MODIFY `{}` {} CHARACTER SET utf8mb4 COLLATE utf8mb4_bin {}",
+            key.table,
+            key.column,
+            key.column_type,
+            if key.nullable { "NULL" } else { "NOT NULL" }
         ))
         .await?;
     }
     Ok(())
+}
+
+/// Converts the ids of a database the TypeScript Sandkit made on MySQL/MariaDB to the
+/// binary collation (so they compare byte by byte), together with the application
+/// columns whose foreign keys reference them. A no-op on other dialects and on tables
+/// already in `utf8mb4_bin`.
+pub(crate) async fn convert_ids_to_binary(manager: &SchemaManager<'_>) -> Result<(), DbErr> {
+    if manager.get_database_backend() != DbBackend::MySql {
+        return Ok(());
+    }
+    let tables = tables_to_convert(manager).await?;
+    let app_columns_behind = referencing_keys(manager)
+        .await?
+        .iter()
+        .any(|k| !k.is_sandkits() && k.collation.as_deref() != Some(BINARY));
+    if tables.is_empty() && !app_columns_behind {
+        return Ok(());
+    }
+    convert_collation(manager, &tables, true).await
+}
+
+/// Sandkit's MySQL tables not in `utf8mb4_bin`.
+async fn tables_to_convert(manager: &SchemaManager<'_>) -> Result<Vec<String>, DbErr> {
+    let mut convert = Vec::new();
+    for row in manager
+        .get_connection()
+        .query_all_raw(Statement::from_string(
+            DbBackend::MySql,
+            format!(
+                "SELECT CAST(TABLE_NAME AS CHAR) AS t, CAST(TABLE_COLLATION AS CHAR) AS coll \
+                 FROM information_schema.TABLES \
+                 WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME IN ({TABLES})"
+            ),
+        ))
+        .await?
+    {
+        let table: String = row.try_get("", "t")?;
+        let collation: Option<String> = row.try_get("", "coll")?;
+        if collation.as_deref() != Some(BINARY) {
+            convert.push(table);
+        }
+    }
+    Ok(convert)
+}
+
+/// A foreign key referencing one of Sandkit's tables (MySQL).
+#[derive(Debug)]
+struct ReferencingKey {
+    name: String,
+    table: String,
+    column: String,
+    referenced_table: String,
+    referenced_column: String,
+    on_delete: String,
+    on_update: String,
+    /// The referencing column's full type (`varchar(255)`).
+    column_type: String,
+    data_type: String,
+    nullable: bool,
+    collation: Option<String>,
+}
+
+impl ReferencingKey {
+    /// Whether the key is one of Sandkit's own (between its tables).
+    fn is_sandkits(&self) -> bool {
+        matches!(self.table.as_str(), "sandkit_runs" | "sandkit_policies")
+    }
+
+    fn is_text(&self) -> bool {
+        matches!(self.data_type.as_str(), "varchar" | "char")
+    }
+
+    fn add_statement(&self) -> String {
+        format!(
+            "ALTER TABLE `{}` ADD CONSTRAINT `{}` FOREIGN KEY (`{}`) REFERENCES `{}` (`{}`) \
+             ON DELETE {} ON UPDATE {}",
+            self.table,
+            self.name,
+            self.column,
+            self.referenced_table,
+            self.referenced_column,
+            self.on_delete,
+            self.on_update
+        )
+    }
+}
+
+async fn referencing_keys(manager: &SchemaManager<'_>) -> Result<Vec<ReferencingKey>, DbErr> {
+    let rows = manager
+        .get_connection()
+        .query_all_raw(Statement::from_string(
+            DbBackend::MySql,
+            format!(
+                "SELECT CAST(k.CONSTRAINT_NAME AS CHAR) AS name, CAST(k.TABLE_NAME AS CHAR) AS t, \
+                 CAST(k.COLUMN_NAME AS CHAR) AS c, CAST(k.REFERENCED_TABLE_NAME AS CHAR) AS rt, \
+                 CAST(k.REFERENCED_COLUMN_NAME AS CHAR) AS rc, \
+                 CAST(r.DELETE_RULE AS CHAR) AS del, CAST(r.UPDATE_RULE AS CHAR) AS upd, \
+                 CAST(c.COLUMN_TYPE AS CHAR) AS ty, CAST(c.DATA_TYPE AS CHAR) AS dt, \
+                 CAST(c.IS_NULLABLE AS CHAR) AS nullable, CAST(c.COLLATION_NAME AS CHAR) AS coll \
+                 FROM information_schema.KEY_COLUMN_USAGE k \
+                 JOIN information_schema.REFERENTIAL_CONSTRAINTS r \
+                   ON r.CONSTRAINT_SCHEMA = k.CONSTRAINT_SCHEMA \
+                  AND r.CONSTRAINT_NAME = k.CONSTRAINT_NAME AND r.TABLE_NAME = k.TABLE_NAME \
+                 JOIN information_schema.COLUMNS c \
+                   ON c.TABLE_SCHEMA = k.TABLE_SCHEMA AND c.TABLE_NAME = k.TABLE_NAME \
+                  AND c.COLUMN_NAME = k.COLUMN_NAME \
+                 WHERE k.TABLE_SCHEMA = DATABASE() AND k.REFERENCED_TABLE_NAME IN ({TABLES})"
+            ),
+        ))
+        .await?;
+    rows.iter()
+        .map(|row| {
+            Ok(ReferencingKey {
+                name: row.try_get("", "name")?,
+                table: row.try_get("", "t")?,
+                column: row.try_get("", "c")?,
+                referenced_table: row.try_get("", "rt")?,
+                referenced_column: row.try_get("", "rc")?,
+                on_delete: row.try_get("", "del")?,
+                on_update: row.try_get("", "upd")?,
+                column_type: row.try_get("", "ty")?,
+                data_type: row.try_get::<String>("", "dt")?.to_ascii_lowercase(),
+                nullable: row.try_get::<String>("", "nullable")? == "YES",
+                collation: row.try_get("", "coll")?,
+            })
+        })
+        .collect()
 }

@@ -117,10 +117,14 @@ pub async fn gc(ctx: &Context, dry_run: bool) -> Result<i32> {
     Ok(if report.failed.is_empty() { 0 } else { 1 })
 }
 
-/// `sandkit migrate [--check]`.
-pub async fn migrate(cli: &Cli, check: bool) -> Result<i32> {
+/// `sandkit migrate [--check | --binary-ids]`.
+pub async fn migrate(cli: &Cli, check: bool, binary_ids: bool) -> Result<i32> {
     if !check {
-        context::connect_store(cli).await?.migrate().await?;
+        let store = context::connect_store(cli).await?;
+        store.migrate().await?;
+        if binary_ids {
+            store.convert_ids_to_binary_collation().await?;
+        }
         eprintln!("sandkit: database schema is up to date");
         return Ok(0);
     }
