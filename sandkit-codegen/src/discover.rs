@@ -1,6 +1,8 @@
 //! Finding out which SQL dialect a Rust project uses, from what is in its directory:
-//! `Cargo.toml` dependencies and features (sea-orm, sqlx, drivers), `DATABASE_URL`
-//! (in `.env` or the environment) and a sea-orm `migration/` crate.
+//! `Cargo.toml` dependencies and features (sea-orm, sqlx, drivers) — the root's and,
+//! for a workspace (virtual or not), every member's (`members` globs such as
+//! `crates/*` expanded, `exclude` honoured) — `DATABASE_URL` (in `.env` or the
+//! environment) and a sea-orm `migration/` crate.
 //!
 //! Each finding adds weight to a dialect; the confidence is the winner's share of the
 //! two strongest (1.0 when only one dialect has evidence). Below [`CONFIDENT`] the
@@ -51,8 +53,14 @@ pub struct Discovery {
     pub confidence: f64,
     /// Whether the project depends on sea-orm.
     pub uses_seaorm: bool,
-    /// The project's sea-orm migration crate directory, if there is one.
+    /// The manifest that showed the project depends on sea-orm (relative to `dir`).
+    pub seaorm_source: Option<String>,
+    /// The project's sea-orm migration crate directory, if there is one (`migration/`,
+    /// or the workspace member that depends on sea-orm-migration).
     pub migration_crate: Option<PathBuf>,
+    /// The crate that depends on sea-orm itself (the root's, or a workspace member's):
+    /// where entities belong.
+    pub entity_crate: Option<PathBuf>,
 }
 
 impl Discovery {
@@ -85,12 +93,21 @@ impl Discovery {
             };
             let _ = writeln!(out, "  {}: {}{points}", e.source, e.finding);
         }
+        match &self.seaorm_source {
+            Some(source) => {
+                let _ = writeln!(out, "adapter: seaorm ({source} depends on sea-orm)");
+            }
+            None => {
+                let _ = writeln!(out, "adapter: sql (no manifest depends on sea-orm)");
+            }
+        }
         match self.dialect {
             Some(d) => {
                 let _ = writeln!(
                     out,
-                    "dialect: {d} (confidence {:.0}%)",
-                    self.confidence * 100.0
+                    "dialect: {d} (confidence {:.0}%, decided by {})",
+                    self.confidence * 100.0,
+                    self.deciding_sources(d).join(", ")
                 );
             }
             None => {
@@ -98,6 +115,19 @@ impl Discovery {
             }
         }
         out
+    }
+
+    /// The sources of the evidence for `dialect`, strongest first, each once.
+    pub fn deciding_sources(&self, dialect: Dialect) -> Vec<String> {
+        let mut weights: Vec<(String, f64)> = Vec::new();
+        for e in self.evidence.iter().filter(|e| e.dialect == Some(dialect)) {
+            match weights.iter_mut().find(|(s, _)| *s == e.source) {
+                Some((_, w)) => *w += e.weight,
+                None => weights.push((e.source.clone(), e.weight)),
+            }
+        }
+        weights.sort_by(|a, b| b.1.total_cmp(&a.1));
+        weights.into_iter().map(|(s, _)| s).collect()
     }
 
     /// The error for when the dialect is unclear and nobody can be asked.
@@ -147,25 +177,85 @@ pub fn discover(dir: &Path) -> Result<Discovery> {
 /// `Storage` when a file exists but cannot be read.
 pub fn discover_with_env(dir: &Path, env_url: Option<String>) -> Result<Discovery> {
     let mut evidence = Vec::new();
-    let mut uses_seaorm = false;
+    let mut seaorm_source: Option<String> = None;
+    let mut entity_crate: Option<PathBuf> = None;
     let migration_dir = dir.join("migration");
-    let migration_crate = migration_dir
+    let mut migration_crate = migration_dir
         .join("Cargo.toml")
         .is_file()
         .then(|| migration_dir.clone());
 
-    for (label, path) in [
-        ("Cargo.toml", dir.join("Cargo.toml")),
-        ("migration/Cargo.toml", migration_dir.join("Cargo.toml")),
-    ] {
-        if let Some(text) = read(&path)? {
-            uses_seaorm |= cargo_evidence(label, &text, &mut evidence);
+    // The root manifest, sea-orm-cli's `migration/` crate, then workspace members.
+    let root_text = read(&dir.join("Cargo.toml"))?;
+    let mut manifests: Vec<String> = vec![String::new(), "migration".to_owned()];
+    if let Some(text) = &root_text
+        && let Ok(doc) = text.parse::<DocumentMut>()
+    {
+        let members = workspace_members(dir, &doc)?;
+        if !members.is_empty() {
+            evidence.push(Evidence {
+                source: "Cargo.toml".to_owned(),
+                finding: format!(
+                    "a {}workspace of {} member{} ({}); their manifests count too",
+                    if doc.get("package").is_none() {
+                        "virtual "
+                    } else {
+                        ""
+                    },
+                    members.len(),
+                    if members.len() == 1 { "" } else { "s" },
+                    members.join(", ")
+                ),
+                dialect: None,
+                weight: 0.0,
+            });
+        }
+        for member in members {
+            if !manifests.contains(&member) {
+                manifests.push(member);
+            }
         }
     }
-    if migration_crate.is_some() {
+    for krate in manifests {
+        let label = if krate.is_empty() {
+            "Cargo.toml".to_owned()
+        } else {
+            format!("{krate}/Cargo.toml")
+        };
+        let text = if krate.is_empty() {
+            root_text.clone()
+        } else {
+            read(&dir.join(&label))?
+        };
+        let Some(text) = text else {
+            continue;
+        };
+        let uses = cargo_evidence(&label, &text, &mut evidence);
+        let crate_dir = if krate.is_empty() {
+            dir.to_path_buf()
+        } else {
+            dir.join(&krate)
+        };
+        if uses.seaorm {
+            seaorm_source.get_or_insert_with(|| label.clone());
+            entity_crate.get_or_insert(crate_dir.clone());
+        } else if uses.migration {
+            seaorm_source.get_or_insert_with(|| label.clone());
+        }
+        if uses.migration && migration_crate.is_none() && !krate.is_empty() {
+            migration_crate = Some(crate_dir);
+        }
+    }
+    let uses_seaorm = seaorm_source.is_some();
+    if let Some(krate) = &migration_crate {
+        let shown = krate
+            .strip_prefix(dir)
+            .unwrap_or(krate)
+            .display()
+            .to_string();
         evidence.push(Evidence {
-            source: "migration/".to_owned(),
-            finding: "a sea-orm migration crate (seaorm output goes to migration/src)".to_owned(),
+            source: format!("{shown}/"),
+            finding: format!("a sea-orm migration crate (seaorm output goes to {shown}/src)"),
             dialect: None,
             weight: 0.0,
         });
@@ -188,7 +278,9 @@ pub fn discover_with_env(dir: &Path, env_url: Option<String>) -> Result<Discover
         dialect: None,
         confidence: 0.0,
         uses_seaorm,
+        seaorm_source,
         migration_crate,
+        entity_crate,
     };
     let mut ranked: Vec<(Dialect, f64)> = discovery.scores().into_iter().collect();
     ranked.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
@@ -264,8 +356,115 @@ fn driver_dialect(krate: &str) -> Option<Dialect> {
     }
 }
 
-/// Adds the evidence of one manifest; returns whether it depends on sea-orm.
-fn cargo_evidence(label: &str, text: &str, evidence: &mut Vec<Evidence>) -> bool {
+/// The members of the workspace `doc` declares (directories relative to `dir` that hold
+/// a `Cargo.toml`, `/`-separated, sorted): `members` with `*` and `?` globs expanded,
+/// less `exclude`. None when `doc` declares no workspace.
+///
+/// # Errors
+/// `Storage` when a directory a glob names cannot be listed.
+pub fn workspace_members(dir: &Path, doc: &DocumentMut) -> Result<Vec<String>> {
+    let strings = |key: &str| -> Vec<String> {
+        doc.get("workspace")
+            .and_then(|w| w.get(key))
+            .and_then(Item::as_array)
+            .map(|a| {
+                a.iter()
+                    .filter_map(|v| v.as_str())
+                    .map(|s| s.trim_start_matches("./").trim_end_matches('/').to_owned())
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let exclude = strings("exclude");
+    let mut members = Vec::new();
+    for pattern in strings("members") {
+        for member in expand(dir, &pattern)? {
+            let excluded = exclude
+                .iter()
+                .any(|e| member == *e || member.starts_with(&format!("{e}/")));
+            if !member.is_empty()
+                && !excluded
+                && dir.join(&member).join("Cargo.toml").is_file()
+                && !members.contains(&member)
+            {
+                members.push(member);
+            }
+        }
+    }
+    members.sort();
+    Ok(members)
+}
+
+/// The relative paths under `dir` that `pattern` (`/`-separated, `*` and `?` within a
+/// component) names.
+fn expand(dir: &Path, pattern: &str) -> Result<Vec<String>> {
+    let mut found = vec![String::new()];
+    for component in pattern.split('/').filter(|c| !c.is_empty() && *c != ".") {
+        let mut next = Vec::new();
+        for base in &found {
+            let joined = |name: &str| {
+                if base.is_empty() {
+                    name.to_owned()
+                } else {
+                    format!("{base}/{name}")
+                }
+            };
+            if !component.contains(['*', '?']) {
+                next.push(joined(component));
+                continue;
+            }
+            let listing = dir.join(base);
+            let entries = match std::fs::read_dir(&listing) {
+                Ok(entries) => entries,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+                Err(e) => {
+                    return Err(Error::storage(format!(
+                        "could not list {}: {e}; check its permissions",
+                        listing.display()
+                    )));
+                }
+            };
+            let mut names: Vec<String> = entries
+                .filter_map(|entry| entry.ok())
+                .filter(|entry| entry.path().is_dir())
+                .filter_map(|entry| entry.file_name().into_string().ok())
+                .filter(|name| wildcard(component, name))
+                .collect();
+            names.sort();
+            next.extend(names.iter().map(|name| joined(name)));
+        }
+        found = next;
+    }
+    Ok(found)
+}
+
+/// Whether `name` matches `pattern` (`*`: any run of characters, `?`: one).
+fn wildcard(pattern: &str, name: &str) -> bool {
+    fn matches(p: &[char], n: &[char]) -> bool {
+        match (p.first(), n.first()) {
+            (None, None) => true,
+            (Some('*'), _) => matches(&p[1..], n) || (!n.is_empty() && matches(p, &n[1..])),
+            (Some('?'), Some(_)) => matches(&p[1..], &n[1..]),
+            (Some(a), Some(b)) if a == b => matches(&p[1..], &n[1..]),
+            _ => false,
+        }
+    }
+    let p: Vec<char> = pattern.chars().collect();
+    let n: Vec<char> = name.chars().collect();
+    matches(&p, &n)
+}
+
+/// What one manifest depends on.
+#[derive(Debug, Clone, Copy, Default)]
+struct Uses {
+    /// sea-orm itself.
+    seaorm: bool,
+    /// sea-orm-migration.
+    migration: bool,
+}
+
+/// Adds the evidence of one manifest; returns what of sea-orm it depends on.
+fn cargo_evidence(label: &str, text: &str, evidence: &mut Vec<Evidence>) -> Uses {
     let Ok(doc) = text.parse::<DocumentMut>() else {
         evidence.push(Evidence {
             source: label.to_owned(),
@@ -273,9 +472,9 @@ fn cargo_evidence(label: &str, text: &str, evidence: &mut Vec<Evidence>) -> bool
             dialect: None,
             weight: 0.0,
         });
-        return false;
+        return Uses::default();
     };
-    let mut uses_seaorm = false;
+    let mut uses = Uses::default();
     let mut tables: Vec<&Item> = ["dependencies", "dev-dependencies"]
         .iter()
         .filter_map(|key| doc.get(key))
@@ -290,7 +489,11 @@ fn cargo_evidence(label: &str, text: &str, evidence: &mut Vec<Evidence>) -> bool
         for (name, spec) in deps.iter() {
             let krate = spec.get("package").and_then(Item::as_str).unwrap_or(name);
             if matches!(krate, "sea-orm" | "sea-orm-migration") {
-                uses_seaorm = true;
+                if krate == "sea-orm" {
+                    uses.seaorm = true;
+                } else {
+                    uses.migration = true;
+                }
                 evidence.push(Evidence {
                     source: label.to_owned(),
                     finding: format!("depends on {krate}"),
@@ -323,7 +526,7 @@ fn cargo_evidence(label: &str, text: &str, evidence: &mut Vec<Evidence>) -> bool
             }
         }
     }
-    uses_seaorm
+    uses
 }
 
 #[cfg(test)]
@@ -333,7 +536,7 @@ mod tests {
     #[test]
     fn features_in_inline_and_dotted_tables_count() {
         let mut evidence = Vec::new();
-        let seaorm = cargo_evidence(
+        let uses = cargo_evidence(
             "Cargo.toml",
             r#"
 [dependencies]
@@ -345,8 +548,17 @@ features = ["postgres"]
 "#,
             &mut evidence,
         );
-        assert!(seaorm);
+        assert!(uses.seaorm && !uses.migration);
         let pointing: Vec<_> = evidence.iter().filter_map(|e| e.dialect).collect();
         assert_eq!(pointing, [Dialect::Postgres, Dialect::Postgres]);
+    }
+
+    #[test]
+    fn wildcards_match_within_a_component() {
+        assert!(wildcard("*", "app"));
+        assert!(wildcard("db-*", "db-core"));
+        assert!(!wildcard("db-*", "app"));
+        assert!(wildcard("a?c", "abc"));
+        assert!(!wildcard("a?c", "ac"));
     }
 }

@@ -100,3 +100,53 @@ fn an_empty_project_says_what_was_looked_for() {
     );
     assert!(text.contains("pass it explicitly with --dialect"), "{text}");
 }
+
+#[test]
+fn a_virtual_workspace_is_read_through_its_members() {
+    let found = discover("workspace");
+    let report = found.report();
+    assert_eq!(
+        found.confident_dialect(),
+        Some(Dialect::Postgres),
+        "{report}"
+    );
+    assert!(found.uses_seaorm, "{report}");
+    assert_eq!(
+        found.seaorm_source.as_deref(),
+        Some("crates/app/Cargo.toml")
+    );
+    assert_eq!(
+        found.migration_crate,
+        Some(fixture("workspace").join("crates/migration"))
+    );
+    assert_eq!(
+        found.entity_crate,
+        Some(fixture("workspace").join("crates/app"))
+    );
+    assert!(
+        report.contains(
+            "Cargo.toml: a virtual workspace of 3 members (crates/app, crates/migration, \
+             tools/cli)"
+        ),
+        "{report}"
+    );
+    assert!(
+        report.contains("crates/app/Cargo.toml: sea-orm feature \"sqlx-postgres\""),
+        "{report}"
+    );
+    assert!(
+        report.contains("adapter: seaorm (crates/app/Cargo.toml depends on sea-orm)"),
+        "{report}"
+    );
+    assert!(
+        report.contains(
+            "dialect: postgres (confidence 100%, decided by crates/app/Cargo.toml, \
+             crates/migration/Cargo.toml)"
+        ),
+        "{report}"
+    );
+    assert!(
+        !report.contains("legacy"),
+        "excluded members do not count: {report}"
+    );
+}
