@@ -1,9 +1,14 @@
 //! Reading which parts of Sandkit's schema an existing database holds
 //! (`information_schema` on PostgreSQL and MySQL, pragmas on SQLite).
+//!
+//! Introspection never changes the database it looks at: a SQLite file is opened
+//! read-only, never created, and keeps its journal mode (the store's own connect
+//! options switch a file to WAL, which writes it); on PostgreSQL and MySQL every query
+//! runs in a read-only transaction that is rolled back.
 
-use sandkit_adapter_seaorm::SeaOrmStore;
 use sandkit_adapter_seaorm::sea_orm::{
-    ConnectionTrait, Database, DatabaseConnection, DbBackend, QueryResult, Statement,
+    AccessMode, ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbBackend,
+    QueryResult, Statement, TransactionTrait,
 };
 use sandkit_core::{Error, Result};
 
@@ -19,26 +24,58 @@ fn query_error(e: impl std::fmt::Display) -> Error {
     ))
 }
 
-/// Connects to `url` (read-only for SQLite, which is never created) and reads its
-/// Sandkit tables. The URL never appears in errors.
+/// Connection options that only read: for SQLite the file is opened read-only
+/// (`mode=ro`, never created) with no journal-mode change; Sandkit's own
+/// `synchronous=` URL parameter is dropped (it is about writing). `mariadb://` URLs
+/// become `mysql://` for the driver.
 ///
 /// # Errors
-/// `InvalidInput` for an unsupported URL, `Storage` when the database cannot be
-/// reached or read.
-pub async fn introspect(url: &str) -> Result<(Dialect, DatabaseState)> {
+/// `InvalidInput` for a URL whose scheme is not SQLite, PostgreSQL or MySQL.
+pub fn read_only_connect_options(url: &str) -> Result<(Dialect, ConnectOptions)> {
     let dialect = Dialect::from_url(url).ok_or_else(|| {
         Error::invalid_input(
             "unsupported --database-url scheme; use sqlite://PATH, postgres://USER@HOST/DB or \
              mysql://USER@HOST/DB",
         )
     })?;
-    let url = if dialect == Dialect::Sqlite && !url.contains("mode=") {
-        let separator = if url.contains('?') { '&' } else { '?' };
-        format!("{url}{separator}mode=ro")
-    } else {
-        url.to_owned()
+    let url = match dialect {
+        Dialect::Sqlite => {
+            let (base, query) = url.split_once('?').unwrap_or((url, ""));
+            let mut kept: Vec<&str> = query
+                .split('&')
+                .filter(|pair| !pair.is_empty())
+                .filter(|pair| {
+                    let key = pair.split_once('=').map_or(*pair, |(k, _)| k);
+                    !matches!(key, "mode" | "synchronous")
+                })
+                .collect();
+            kept.push("mode=ro");
+            format!("{base}?{}", kept.join("&"))
+        }
+        Dialect::MySql => match url.split_once("://") {
+            Some((_, rest)) => format!("mysql://{rest}"),
+            None => url.to_owned(),
+        },
+        Dialect::Postgres => url.to_owned(),
     };
-    let options = SeaOrmStore::connect_options(&url)?;
+    let mut options = ConnectOptions::new(url);
+    options.max_connections(1).sqlx_logging(false);
+    if dialect == Dialect::Sqlite {
+        // No journal_mode, synchronous or other pragma that writes: sqlx sets none
+        // unless asked to.
+        options.map_sqlx_sqlite_opts(|o| o.read_only(true).create_if_missing(false));
+    }
+    Ok((dialect, options))
+}
+
+/// Connects to `url` (read-only; a SQLite file is never created nor changed) and reads
+/// its Sandkit tables. The URL never appears in errors.
+///
+/// # Errors
+/// `InvalidInput` for an unsupported URL, `Storage` when the database cannot be
+/// reached or read.
+pub async fn introspect(url: &str) -> Result<(Dialect, DatabaseState)> {
+    let (dialect, options) = read_only_connect_options(url)?;
     let conn = Database::connect(options).await.map_err(|e| {
         Error::storage(format!(
             "could not connect to the {} database: {e}; check the URL, that the server is \
@@ -57,11 +94,22 @@ pub async fn introspect(url: &str) -> Result<(Dialect, DatabaseState)> {
 /// # Errors
 /// `Storage` when the schema cannot be read.
 pub async fn introspect_connection(conn: &DatabaseConnection) -> Result<DatabaseState> {
-    match conn.get_database_backend() {
-        DbBackend::Postgres => postgres(conn).await,
-        DbBackend::MySql => mysql(conn).await,
-        _ => sqlite(conn).await,
+    let backend = conn.get_database_backend();
+    if backend == DbBackend::Sqlite {
+        // SQLite has no read-only transactions; `introspect` opens the file read-only.
+        return sqlite(conn).await;
     }
+    let txn = conn
+        .begin_with_config(None, Some(AccessMode::ReadOnly))
+        .await
+        .map_err(query_error)?;
+    let state = match backend {
+        DbBackend::Postgres => postgres(&txn).await,
+        _ => mysql(&txn).await,
+    };
+    // Nothing was written; rolling back only ends the transaction.
+    txn.rollback().await.map_err(query_error)?;
+    state
 }
 
 fn table_names() -> String {
@@ -73,7 +121,7 @@ fn table_names() -> String {
         .join(", ")
 }
 
-async fn rows(conn: &DatabaseConnection, sql: String) -> Result<Vec<QueryResult>> {
+async fn rows(conn: &impl ConnectionTrait, sql: String) -> Result<Vec<QueryResult>> {
     conn.query_all_raw(Statement::from_string(conn.get_database_backend(), sql))
         .await
         .map_err(query_error)
@@ -89,7 +137,7 @@ fn get<T: sandkit_adapter_seaorm::sea_orm::TryGetable>(
 /// Reads `information_schema` column rows (`t`, `c`, `ty`, `coll`, `nullable`, and
 /// with `precision` also `prec`) into `state`.
 async fn read_columns(
-    conn: &DatabaseConnection,
+    conn: &impl ConnectionTrait,
     state: &mut DatabaseState,
     precision: bool,
     sql: String,
@@ -119,7 +167,7 @@ async fn read_columns(
 
 /// Reads index rows (`t`, `i`) into the tables of `state` already read.
 async fn read_indexes(
-    conn: &DatabaseConnection,
+    conn: &impl ConnectionTrait,
     state: &mut DatabaseState,
     sql: String,
 ) -> Result<()> {
@@ -132,7 +180,7 @@ async fn read_indexes(
     Ok(())
 }
 
-async fn postgres(conn: &DatabaseConnection) -> Result<DatabaseState> {
+async fn postgres(conn: &impl ConnectionTrait) -> Result<DatabaseState> {
     let mut state = DatabaseState::default();
     let names = table_names();
     read_columns(
@@ -159,7 +207,7 @@ async fn postgres(conn: &DatabaseConnection) -> Result<DatabaseState> {
     Ok(state)
 }
 
-async fn mysql(conn: &DatabaseConnection) -> Result<DatabaseState> {
+async fn mysql(conn: &impl ConnectionTrait) -> Result<DatabaseState> {
     let mut state = DatabaseState::default();
     let names = table_names();
     for row in rows(
@@ -207,11 +255,19 @@ async fn mysql(conn: &DatabaseConnection) -> Result<DatabaseState> {
     for row in rows(
         conn,
         format!(
-            "SELECT CAST(CONSTRAINT_NAME AS CHAR) AS name, CAST(TABLE_NAME AS CHAR) AS t, \
-             CAST(COLUMN_NAME AS CHAR) AS c, CAST(REFERENCED_TABLE_NAME AS CHAR) AS rt, \
-             CAST(REFERENCED_COLUMN_NAME AS CHAR) AS rc \
-             FROM information_schema.KEY_COLUMN_USAGE \
-             WHERE TABLE_SCHEMA = DATABASE() AND REFERENCED_TABLE_NAME IN ({names}) \
+            "SELECT CAST(k.CONSTRAINT_NAME AS CHAR) AS name, CAST(k.TABLE_NAME AS CHAR) AS t, \
+             CAST(k.COLUMN_NAME AS CHAR) AS c, CAST(k.REFERENCED_TABLE_NAME AS CHAR) AS rt, \
+             CAST(k.REFERENCED_COLUMN_NAME AS CHAR) AS rc, \
+             CAST(col.COLUMN_TYPE AS CHAR) AS ty, CAST(col.COLLATION_NAME AS CHAR) AS coll, \
+             CAST(col.IS_NULLABLE AS CHAR) AS nullable, \
+             CAST(r.DELETE_RULE AS CHAR) AS on_delete, CAST(r.UPDATE_RULE AS CHAR) AS on_update \
+             FROM information_schema.KEY_COLUMN_USAGE AS k \
+             JOIN information_schema.COLUMNS AS col ON col.TABLE_SCHEMA = k.TABLE_SCHEMA \
+               AND col.TABLE_NAME = k.TABLE_NAME AND col.COLUMN_NAME = k.COLUMN_NAME \
+             LEFT JOIN information_schema.REFERENTIAL_CONSTRAINTS AS r \
+               ON r.CONSTRAINT_SCHEMA = k.CONSTRAINT_SCHEMA AND r.TABLE_NAME = k.TABLE_NAME \
+               AND r.CONSTRAINT_NAME = k.CONSTRAINT_NAME \
+             WHERE k.TABLE_SCHEMA = DATABASE() AND k.REFERENCED_TABLE_NAME IN ({names}) \
              ORDER BY t, name"
         ),
     )
@@ -223,6 +279,11 @@ async fn mysql(conn: &DatabaseConnection) -> Result<DatabaseState> {
             column: get(&row, "c")?,
             references_table: get(&row, "rt")?,
             references_column: get(&row, "rc")?,
+            column_type: get(&row, "ty")?,
+            collation: get(&row, "coll")?,
+            nullable: get::<String>(&row, "nullable")? == "YES",
+            on_delete: get(&row, "on_delete")?,
+            on_update: get(&row, "on_update")?,
         });
     }
     Ok(state)

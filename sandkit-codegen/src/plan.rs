@@ -45,7 +45,7 @@ pub struct ColumnState {
 }
 
 /// A foreign key referencing a Sandkit table.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ForeignKeyState {
     /// Constraint name.
     pub name: String,
@@ -57,6 +57,124 @@ pub struct ForeignKeyState {
     pub references_table: String,
     /// Referenced column.
     pub references_column: String,
+    /// The referencing column's declared type (MySQL's `COLUMN_TYPE`, for example
+    /// `varchar(255)`), where introspection read it.
+    pub column_type: Option<String>,
+    /// The referencing column's collation, where the database reports one (MySQL).
+    pub collation: Option<String>,
+    /// Whether the referencing column allows `NULL`.
+    pub nullable: bool,
+    /// The key's `ON DELETE` rule (`RESTRICT`, `CASCADE`, …), where read (MySQL).
+    pub on_delete: Option<String>,
+    /// The key's `ON UPDATE` rule, where read (MySQL).
+    pub on_update: Option<String>,
+}
+
+/// An application's foreign key to a Sandkit table whose column has another collation
+/// than the column it references (MySQL/MariaDB). MariaDB refuses to create such a
+/// key (errno 150), and one that exists anyway (created with `foreign_key_checks = 0`
+/// before the referenced table) rejects every row: the collations must match.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CollationMismatch {
+    /// The application's foreign key.
+    pub foreign_key: ForeignKeyState,
+    /// The referenced (Sandkit) column's collation.
+    pub expected: String,
+    /// The statements that fix it: drop the key, give the column the referenced
+    /// column's character set and collation (`ALTER TABLE … MODIFY …`; MariaDB refuses
+    /// to change a column a key uses), and re-create the key.
+    pub statements: Vec<String>,
+}
+
+impl CollationMismatch {
+    /// What is wrong and the statements to run, for people.
+    pub fn message(&self) -> String {
+        let fk = &self.foreign_key;
+        let q = |name: &str| Dialect::MySql.quote(name);
+        let mut text = format!(
+            "{}.{} ({}) references {}.{} ({}) through foreign key {}: the collations differ, \
+             so MySQL/MariaDB rejects rows through that key; run:",
+            q(&fk.table),
+            q(&fk.column),
+            fk.collation.as_deref().unwrap_or("no collation"),
+            q(&fk.references_table),
+            q(&fk.references_column),
+            self.expected,
+            q(&fk.name),
+        );
+        for statement in &self.statements {
+            text.push_str("\n  ");
+            text.push_str(statement);
+            text.push(';');
+        }
+        text
+    }
+}
+
+/// The application foreign keys to Sandkit's tables whose column's collation differs
+/// from the referenced column's (MySQL/MariaDB only; none elsewhere).
+pub fn collation_mismatches(dialect: Dialect, state: &DatabaseState) -> Vec<CollationMismatch> {
+    if dialect != Dialect::MySql {
+        return Vec::new();
+    }
+    let schema = sandkit_schema();
+    let q = |name: &str| Dialect::MySql.quote(name);
+    state
+        .foreign_keys
+        .iter()
+        .filter(|fk| schema.table(&fk.table).is_none())
+        .filter_map(|fk| {
+            let expected = state
+                .tables
+                .get(&fk.references_table)?
+                .columns
+                .get(&fk.references_column)?
+                .collation
+                .clone()?;
+            if fk.collation.as_deref() == Some(expected.as_str()) {
+                return None;
+            }
+            // A MySQL collation's name starts with its character set (utf8mb4_bin).
+            let charset = expected.split('_').next().unwrap_or(&expected);
+            let column_type = fk
+                .column_type
+                .clone()
+                .unwrap_or_else(|| LogicalType::Key.sql_type(Dialect::MySql).to_owned());
+            let mut add = format!(
+                "ALTER TABLE {} ADD CONSTRAINT {} FOREIGN KEY ({}) REFERENCES {} ({})",
+                q(&fk.table),
+                q(&fk.name),
+                q(&fk.column),
+                q(&fk.references_table),
+                q(&fk.references_column)
+            );
+            if let Some(rule) = &fk.on_delete {
+                add.push_str(&format!(" ON DELETE {rule}"));
+            }
+            if let Some(rule) = &fk.on_update {
+                add.push_str(&format!(" ON UPDATE {rule}"));
+            }
+            Some(CollationMismatch {
+                statements: vec![
+                    format!(
+                        "ALTER TABLE {} DROP FOREIGN KEY {}",
+                        q(&fk.table),
+                        q(&fk.name)
+                    ),
+                    format!(
+                        "ALTER TABLE {} MODIFY {} {column_type} CHARACTER SET {charset} \
+                         COLLATE {expected} {}",
+                        q(&fk.table),
+                        q(&fk.column),
+                        if fk.nullable { "NULL" } else { "NOT NULL" }
+                    ),
+                    add,
+                ],
+                foreign_key: fk.clone(),
+                expected,
+            })
+        })
+        .collect()
 }
 
 /// What a database needs.
@@ -312,8 +430,17 @@ pub fn current_state(dialect: Dialect) -> DatabaseState {
                 };
                 let state = ColumnState {
                     data_type: data_type.to_owned(),
-                    collation: (dialect == Dialect::Postgres && c.ty == LogicalType::Key)
-                        .then(|| "C".to_owned()),
+                    collation: match (dialect, c.ty) {
+                        (Dialect::Postgres, LogicalType::Key) => Some("C".to_owned()),
+                        (
+                            Dialect::MySql,
+                            LogicalType::Key
+                            | LogicalType::Short
+                            | LogicalType::Text
+                            | LogicalType::LongText,
+                        ) => Some("utf8mb4_bin".to_owned()),
+                        _ => None,
+                    },
                     nullable: c.nullable,
                     datetime_precision: (dialect == Dialect::MySql
                         && c.ty == LogicalType::Timestamp)
@@ -392,6 +519,7 @@ mod tests {
             column: "workspace_id".into(),
             references_table: "sandkit_workspaces".into(),
             references_column: "id".into(),
+            ..ForeignKeyState::default()
         });
         let Plan::Upgrade(upgrade) = plan(Dialect::MySql, &state) else {
             panic!("an upgrade");
@@ -414,5 +542,53 @@ mod tests {
             panic!("an upgrade");
         };
         assert_eq!(upgrade.normalize.len(), 1);
+    }
+
+    #[test]
+    fn an_application_key_with_another_collation_gets_the_statements_that_fix_it() {
+        let mut state = current_state(Dialect::MySql);
+        let app_key = ForeignKeyState {
+            name: "app_jobs_ws_fk".into(),
+            table: "app_jobs".into(),
+            column: "workspace_id".into(),
+            references_table: "sandkit_workspaces".into(),
+            references_column: "id".into(),
+            column_type: Some("varchar(255)".into()),
+            collation: Some("utf8mb4_general_ci".into()),
+            nullable: false,
+            on_delete: Some("CASCADE".into()),
+            on_update: Some("RESTRICT".into()),
+        };
+        state.foreign_keys.push(app_key.clone());
+        // Sandkit's own keys are the plan's business, never warned about.
+        state.foreign_keys.push(ForeignKeyState {
+            table: "sandkit_runs".into(),
+            collation: Some("latin1_swedish_ci".into()),
+            ..app_key.clone()
+        });
+        let found = collation_mismatches(Dialect::MySql, &state);
+        assert_eq!(found.len(), 1, "{found:?}");
+        assert_eq!(found[0].expected, "utf8mb4_bin");
+        assert_eq!(
+            found[0].statements,
+            [
+                "ALTER TABLE `app_jobs` DROP FOREIGN KEY `app_jobs_ws_fk`",
+                "ALTER TABLE `app_jobs` MODIFY `workspace_id` varchar(255) CHARACTER SET utf8mb4 \
+                 COLLATE utf8mb4_bin NOT NULL",
+                "ALTER TABLE `app_jobs` ADD CONSTRAINT `app_jobs_ws_fk` FOREIGN KEY (`workspace_id`) \
+                 REFERENCES `sandkit_workspaces` (`id`) ON DELETE CASCADE ON UPDATE RESTRICT",
+            ]
+        );
+        let message = found[0].message();
+        assert!(
+            message.contains("utf8mb4_general_ci")
+                && message.contains("\n  ALTER TABLE `app_jobs` MODIFY"),
+            "{message}"
+        );
+
+        // A matching collation, or another dialect, is fine.
+        state.foreign_keys[0].collation = Some("utf8mb4_bin".into());
+        assert!(collation_mismatches(Dialect::MySql, &state).is_empty());
+        assert!(collation_mismatches(Dialect::Postgres, &state).is_empty());
     }
 }

@@ -279,3 +279,86 @@ mod sea_orm_migration_probe {
         Migrator::up(conn, Some(1)).await.expect("first migration");
     }
 }
+
+/// The generated schema SQL applies twice: every table and index is created only where
+/// missing.
+async fn schema_sql_applies_twice(dialect: sandkit_adapter_seaorm::Dialect) {
+    let Some(db) = TestDb::new(dialect).await else {
+        return;
+    };
+    let conn = connect(&db).await;
+    let sql = sql_schema(ours(dialect)).expect("render");
+    apply(&conn, &sql).await;
+    apply(&conn, &sql).await;
+    assert_eq!(plan_of(&db).await, Plan::UpToDate);
+}
+
+#[tokio::test]
+async fn the_schema_sql_applies_twice_on_sqlite() {
+    schema_sql_applies_twice(sandkit_adapter_seaorm::Dialect::Sqlite).await;
+}
+
+#[tokio::test]
+async fn the_schema_sql_applies_twice_on_postgres() {
+    schema_sql_applies_twice(sandkit_adapter_seaorm::Dialect::Postgres).await;
+}
+
+#[tokio::test]
+async fn the_schema_sql_applies_twice_on_mysql() {
+    schema_sql_applies_twice(sandkit_adapter_seaorm::Dialect::MySql).await;
+}
+
+/// Introspection only reads: it works where writing is refused (a PostgreSQL database
+/// whose transactions are read-only, as on a standby).
+#[tokio::test]
+async fn introspection_reads_a_read_only_postgres_database() {
+    let Some(db) = TestDb::new(sandkit_adapter_seaorm::Dialect::Postgres).await else {
+        return;
+    };
+    apply(
+        &connect(&db).await,
+        &sql_schema(Dialect::Postgres).expect("render"),
+    )
+    .await;
+    let name = db.url.rsplit('/').next().expect("database name").to_owned();
+    connect(&db)
+        .await
+        .execute_unprepared(&format!(
+            "ALTER DATABASE {name} SET default_transaction_read_only = on"
+        ))
+        .await
+        .expect("make the database read-only");
+    assert_eq!(plan_of(&db).await, Plan::UpToDate);
+    let refused = connect(&db)
+        .await
+        .execute_unprepared("CREATE TABLE probe (id int)")
+        .await;
+    assert!(refused.is_err(), "the database refuses writes");
+}
+
+/// Introspection only reads: it works as a MySQL user that may only SELECT.
+#[tokio::test]
+async fn introspection_reads_mysql_as_a_select_only_user() {
+    let Some(db) = TestDb::new(sandkit_adapter_seaorm::Dialect::MySql).await else {
+        return;
+    };
+    let conn = connect(&db).await;
+    apply(&conn, &sql_schema(Dialect::MySql).expect("render")).await;
+    let name = db.url.rsplit('/').next().expect("database name").to_owned();
+    let user = format!("ro_{}", &name[name.len() - 12..]);
+    for sql in [
+        format!("CREATE USER '{user}'@'%' IDENTIFIED BY 'ro-pass'"),
+        format!("GRANT SELECT ON {name}.* TO '{user}'@'%'"),
+    ] {
+        conn.execute_unprepared(&sql).await.expect(&sql);
+    }
+    let mut url = url::Url::parse(&db.url).expect("url");
+    url.set_username(&user).expect("user");
+    url.set_password(Some("ro-pass")).expect("password");
+    let read = introspect(url.as_str()).await;
+    conn.execute_unprepared(&format!("DROP USER '{user}'@'%'"))
+        .await
+        .expect("drop the user");
+    let (dialect, state) = read.expect("introspection as a SELECT-only user");
+    assert_eq!(plan(dialect, &state), Plan::UpToDate);
+}

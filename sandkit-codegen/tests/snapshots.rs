@@ -48,6 +48,7 @@ fn typescript_state(dialect: Dialect) -> DatabaseState {
                 column: "workspace_id".to_owned(),
                 references_table: "sandkit_workspaces".to_owned(),
                 references_column: "id".to_owned(),
+                ..ForeignKeyState::default()
             });
         }
     }
