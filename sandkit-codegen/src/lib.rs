@@ -10,14 +10,17 @@
 //!   for the checked-in sources of `sandkit-adapter-seaorm` (`cargo xtask codegen`).
 //! * [`discover()`] — which dialect a project uses, with evidence and confidence.
 //! * [`plan()`] — what an existing database needs (nothing, everything, or an upgrade),
-//!   from what [`introspect()`] read of it (feature `introspect`).
+//!   from what [`introspect()`] read of it (feature `introspect`); and
+//!   [`collation_mismatches()`], the application foreign keys MySQL would reject.
+//! * [`next_steps()`] — what is left to do by hand: every line to add, in which file,
+//!   and the commands that apply and check the schema.
 //!
 //! ```
 //! use sandkit_codegen::{Adapter, Dialect, Layout, Plan, render};
 //!
 //! let files = render(Adapter::Sql, Dialect::Postgres, &Plan::Absent, &Layout::default())?;
 //! assert_eq!(files[0].path, "sandkit.postgres.sql");
-//! assert!(files[0].contents.contains("CREATE TABLE \"sandkit_workspaces\""));
+//! assert!(files[0].contents.contains("CREATE TABLE IF NOT EXISTS \"sandkit_workspaces\""));
 //! # Ok::<(), sandkit_core::Error>(())
 //! ```
 
@@ -29,6 +32,7 @@ pub mod output;
 pub mod plan;
 mod render;
 pub mod schema;
+pub mod steps;
 pub mod types;
 
 pub use dialect::Dialect;
@@ -36,12 +40,13 @@ pub use discover::{CONFIDENT, Discovery, Evidence, discover};
 #[cfg(feature = "introspect")]
 pub use introspect::introspect;
 pub use output::{GeneratedFile, Language, WriteOutcome, format_files, rustfmt, write_files};
-pub use plan::{DatabaseState, Plan, Upgrade, plan};
+pub use plan::{CollationMismatch, DatabaseState, Plan, Upgrade, collation_mismatches, plan};
 pub use render::{
     ADAPTER_ENTITY_DIR, ADAPTER_MIGRATION_DIR, SCHEMA_MIGRATION, UPGRADE_MIGRATION,
     adapter_sources, seaorm_schema, seaorm_upgrade, split_statements, sql_schema, sql_upgrade,
 };
 pub use schema::{SCHEMA_VERSION, Schema, sandkit_schema};
+pub use steps::{NextStep, StepsInput, next_steps};
 pub use types::LogicalType;
 
 use std::fmt;

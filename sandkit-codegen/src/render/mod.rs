@@ -11,6 +11,7 @@ pub use seaorm::{
     ADAPTER_ENTITY_DIR, ADAPTER_MIGRATION_DIR, SCHEMA_MIGRATION, UPGRADE_MIGRATION,
     adapter_sources, seaorm_schema, seaorm_upgrade,
 };
+pub(crate) use sql::mysql_reference_type;
 pub use sql::{split_statements, sql_schema, sql_upgrade};
 
 /// The templates, embedded at build time (name, source).

@@ -4,7 +4,7 @@
 use sandkit_core::Result;
 use serde::Serialize;
 
-use super::sql::split_statements;
+use super::sql::{mysql_reference_type, split_statements};
 use super::{render, sql_upgrade, value};
 use crate::dialect::Dialect;
 use crate::output::GeneratedFile;
@@ -141,8 +141,14 @@ fn entity_view(schema: &Schema, table: &Table) -> EntityView {
     }
 }
 
-/// The entity modules (`mod.rs` plus one per table), under `dir`.
-fn entities(schema: &Schema, dir: &str, regenerate: &str) -> Result<Vec<GeneratedFile>> {
+/// The entity modules (`mod.rs` plus one per table), under `dir`. `application`: for
+/// an application's project, where unused entities must not warn.
+fn entities(
+    schema: &Schema,
+    dir: &str,
+    regenerate: &str,
+    application: bool,
+) -> Result<Vec<GeneratedFile>> {
     let mut files = vec![GeneratedFile::rust(
         format!("{dir}/mod.rs"),
         render(
@@ -150,6 +156,7 @@ fn entities(schema: &Schema, dir: &str, regenerate: &str) -> Result<Vec<Generate
             minijinja::context! {
                 version => schema.version,
                 regenerate => regenerate,
+                application => application,
                 tables => value(&schema.tables),
             },
         )?,
@@ -370,7 +377,7 @@ fn table_list(schema: &Schema) -> String {
 /// `Storage` only if a template fails to render (a bug).
 pub fn adapter_sources() -> Result<Vec<GeneratedFile>> {
     let schema = sandkit_schema();
-    let mut files = entities(&schema, ADAPTER_ENTITY_DIR, "`cargo xtask codegen`")?;
+    let mut files = entities(&schema, ADAPTER_ENTITY_DIR, "`cargo xtask codegen`", false)?;
     let types = types(&schema);
     files.push(GeneratedFile::rust(
         format!("{ADAPTER_MIGRATION_DIR}/columns.rs"),
@@ -467,6 +474,7 @@ pub fn seaorm_schema(migration_dir: &str, entity_dir: &str) -> Result<Vec<Genera
                 tables => value(&tables),
                 indexes => value(&index_views(&schema, |_| true)),
                 types => value(&types(&schema)),
+                mysql_reference_type => mysql_reference_type(),
             },
         )?,
     )];
@@ -505,6 +513,8 @@ pub fn seaorm_upgrade(
                 backend => backend,
                 summary => upgrade.summary(),
                 statements => statements,
+                mysql => upgrade.dialect == Dialect::MySql,
+                mysql_reference_type => mysql_reference_type(),
             },
         )?,
     )];
@@ -514,7 +524,12 @@ pub fn seaorm_upgrade(
 
 /// The entity modules written into an application's project.
 fn user_entities(schema: &Schema, entity_dir: &str) -> Result<Vec<GeneratedFile>> {
-    entities(schema, entity_dir, "`sandkit generate --adapter seaorm`")
+    entities(
+        schema,
+        entity_dir,
+        "`sandkit generate --adapter seaorm`",
+        true,
+    )
 }
 
 fn join(dir: &str, file: &str) -> String {

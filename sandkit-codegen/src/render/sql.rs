@@ -7,6 +7,7 @@ use super::{render, value};
 use crate::dialect::Dialect;
 use crate::plan::Upgrade;
 use crate::schema::{Column, DefaultValue, Index, Table, sandkit_schema};
+use crate::types::LogicalType;
 
 /// A table as the SQL templates see it.
 #[derive(Debug, Serialize)]
@@ -84,11 +85,23 @@ fn quoted_list(dialect: Dialect, names: &[&str]) -> String {
         .join(", ")
 }
 
-/// `CREATE [UNIQUE] INDEX "name" ON "table" ("a", "b")`.
-pub(crate) fn create_index(dialect: Dialect, table: &Table, index: &Index) -> String {
+/// `CREATE [UNIQUE] INDEX [IF NOT EXISTS] "name" ON "table" ("a", "b")`.
+/// `if_not_exists` only where the dialect has it (SQLite, PostgreSQL; MySQL 8 does
+/// not, so MySQL indexes go inside `CREATE TABLE` or are created plainly).
+pub(crate) fn create_index(
+    dialect: Dialect,
+    table: &Table,
+    index: &Index,
+    if_not_exists: bool,
+) -> String {
     format!(
-        "CREATE {}INDEX {} ON {} ({})",
+        "CREATE {}INDEX {}{} ON {} ({})",
         if index.unique { "UNIQUE " } else { "" },
+        if if_not_exists && dialect != Dialect::MySql {
+            "IF NOT EXISTS "
+        } else {
+            ""
+        },
         dialect.quote(index.name),
         dialect.quote(table.name),
         quoted_list(dialect, &index.columns)
@@ -115,7 +128,7 @@ fn table_view(dialect: Dialect, table: &Table) -> TableView {
                 dialect.quote(index.name),
                 quoted_list(dialect, &index.columns)
             ),
-            create: create_index(dialect, table, index),
+            create: create_index(dialect, table, index, true),
             comment: index.comment,
         })
         .collect();
@@ -178,6 +191,36 @@ fn type_notes(dialect: Dialect) -> &'static [&'static str] {
     }
 }
 
+/// How an application column referencing a Sandkit id must be declared on `dialect`
+/// (comment lines), if the dialect needs it said.
+pub(crate) fn reference_notes(dialect: Dialect) -> Vec<String> {
+    match dialect {
+        Dialect::MySql => vec![
+            "Your own tables: a column with a foreign key to a Sandkit id (sandkit_workspaces.id,"
+                .to_owned(),
+            "sandkit_runs.id, …) must have the same character set and collation as the id, or"
+                .to_owned(),
+            "MariaDB/MySQL refuses the key (errno 150, \"Foreign key constraint is incorrectly"
+                .to_owned(),
+            "formed\"). Declare it as:".to_owned(),
+            format!("  workspace_id {} NOT NULL,", mysql_reference_type()),
+            "  FOREIGN KEY (workspace_id) REFERENCES sandkit_workspaces (id)".to_owned(),
+        ],
+        _ => Vec::new(),
+    }
+}
+
+/// The column type of a MySQL column referencing a Sandkit id:
+/// `VARCHAR(255) CHARACTER SET utf8mb4 COLLATE utf8mb4_bin`.
+pub(crate) fn mysql_reference_type() -> String {
+    format!(
+        "{} CHARACTER SET utf8mb4 COLLATE utf8mb4_bin",
+        LogicalType::Key
+            .sql_type(Dialect::MySql)
+            .to_ascii_uppercase()
+    )
+}
+
 /// Sandkit's full schema as DDL for `dialect`: tables, indexes and foreign keys.
 ///
 /// # Errors
@@ -196,6 +239,8 @@ pub fn sql_schema(dialect: Dialect) -> Result<String> {
             dialect => dialect.as_str(),
             dialect_name => dialect.display_name(),
             type_notes => type_notes(dialect).to_vec(),
+            reference_notes => reference_notes(dialect),
+            apply_hint => crate::steps::apply_command(dialect, "THIS_FILE", None),
             tables => value(&tables),
         },
     )
@@ -228,7 +273,7 @@ pub fn sql_upgrade(upgrade: &Upgrade) -> Result<String> {
         .filter_map(|(table, index)| {
             let table = schema.table(table)?;
             let index = table.indexes.iter().find(|i| i.name == *index)?;
-            Some(create_index(dialect, table, index))
+            Some(create_index(dialect, table, index, false))
         })
         .collect();
     render(
