@@ -24,6 +24,7 @@ pub async fn command(
             ports: Vec::new(),
             timeout: SANDBOX_TIMEOUT,
             vcpus: None,
+            name: None,
         })
         .await
         .map_err(|e| format!("start: {e}"))?;

@@ -156,6 +156,7 @@ impl Workspace {
             created_at: at,
         };
         let run_id = run.id.clone();
+        let name = crate::ids::session_name();
         let acquired = inner
             .acquire(
                 self.id(),
@@ -165,6 +166,7 @@ impl Workspace {
                     run: Some(run),
                     policy_snapshot: Some(policy_snapshot),
                     session_policy: None,
+                    session: inner.provider.planned_session(&name),
                 },
                 Some(ws.clone()),
             )
@@ -192,7 +194,11 @@ impl Workspace {
             lease,
             run_id: run_id.clone(),
             spec,
-            plan: StartPlan { rules, timeout },
+            plan: StartPlan {
+                rules,
+                timeout,
+                name: Some(name),
+            },
             logs: logs.clone(),
         };
         let span = info_span!("run_command", workspace = %self.id(), run = %run_id);
@@ -342,10 +348,29 @@ impl UnitOfWork {
         let plan = StartPlan {
             rules: self.plan.rules.clone(),
             timeout: self.plan.timeout,
+            name: self.plan.name.clone(),
         };
         let (session, base) = self.inner.start_for(&self.ws, plan).await?;
         let session_ref = session.session_ref();
-        lock(shared_lease).session = Some(session_ref.clone());
+        let unrecorded = {
+            let mut lease = lock(shared_lease);
+            let unrecorded = lease.session.is_none();
+            lease.session = Some(session_ref.clone());
+            unrecorded.then(|| lease.clone())
+        };
+        if let Some(lease) = unrecorded {
+            // The provider could not name the session in advance: record it now, so
+            // that recovery can stop it if this process dies.
+            let token = lease.token.clone();
+            if let Err(e) = self
+                .inner
+                .fenced(&self.ws.id, &token, Some(lease), None, Vec::new())
+                .await
+            {
+                let _ = session.stop().await;
+                return Err(e);
+            }
+        }
         info!(session = %session_ref.id, from = ?base.as_ref().map(|s| &s.id), "sandbox started");
         let _ = self.phase.send(CommandPhase::Running);
         let executed = self.execute(&*session).await;

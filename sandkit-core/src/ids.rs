@@ -140,6 +140,12 @@ pub(crate) fn policy_snapshot_id() -> String {
     format!("pol_{}", uuid::Uuid::now_v7().simple())
 }
 
+/// A name for a session Sandkit is about to start (`sandkit-<32 hex>`): letters,
+/// digits and dashes, valid as a Vercel sandbox name and a local session id.
+pub(crate) fn session_name() -> String {
+    format!("sandkit-{}", uuid::Uuid::new_v4().simple())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

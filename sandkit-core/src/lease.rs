@@ -63,6 +63,10 @@ pub(crate) struct AcquireRequest {
     pub(crate) run: Option<RunRecord>,
     pub(crate) policy_snapshot: Option<PolicySnapshot>,
     pub(crate) session_policy: Option<sandkit_policies::Policy>,
+    /// The session about to be started, when the provider can name it in advance
+    /// ([`Provider::planned_session`](crate::Provider::planned_session)): recorded with
+    /// the lease, so recovery finds it even if the holder dies during the start.
+    pub(crate) session: Option<crate::SessionRef>,
 }
 
 impl Inner {
@@ -96,7 +100,7 @@ impl Inner {
                 kind: req.kind,
                 token: LeaseToken::generate(),
                 holder: self.config.holder.clone(),
-                session: None,
+                session: req.session.clone(),
                 run_id: req.run.as_ref().map(|r| r.id.clone()),
                 acquired_at: at,
                 expires_at: at + chrono_duration(req.ttl),
@@ -188,19 +192,16 @@ impl Inner {
         let Some(session) = &old.session else {
             return;
         };
-        let stop = async {
-            let s = self.provider.attach(session).await?;
-            s.stop().await
-        };
-        match tokio::time::timeout(CLEANUP_TIMEOUT, stop).await {
+        let discard = self.provider.discard_session(session);
+        match tokio::time::timeout(CLEANUP_TIMEOUT, discard).await {
             Ok(Ok(())) => {
-                debug!(workspace = %ws.id, session = %session.id, "stopped the dead holder's session")
+                info!(workspace = %ws.id, session = %session.id, "discarded the dead holder's session")
             }
             Ok(Err(e)) => {
-                debug!(workspace = %ws.id, session = %session.id, error = %e, "dead holder's session already gone")
+                warn!(workspace = %ws.id, session = %session.id, error = %e, "could not discard the dead holder's session")
             }
             Err(_) => {
-                debug!(workspace = %ws.id, session = %session.id, "stopping the dead holder's session timed out")
+                warn!(workspace = %ws.id, session = %session.id, "discarding the dead holder's session timed out")
             }
         }
     }
@@ -298,15 +299,20 @@ impl Inner {
 
 fn interrupted_finish(old: &Lease) -> Option<RunWrite> {
     let run_id = old.run_id.clone()?;
+    let reason = if old.expires_at > now() {
+        format!(
+            "interrupted: holder {} died (its process no longer runs on this machine)",
+            old.holder
+        )
+    } else {
+        format!(
+            "interrupted: holder {} stopped renewing its lease (expired {})",
+            old.holder, old.expires_at
+        )
+    };
     Some(RunWrite::Finish {
         id: run_id,
-        finish: RunFinish::without_result(
-            RunStatus::Interrupted,
-            format!(
-                "interrupted: holder {} stopped renewing its lease (expired {})",
-                old.holder, old.expires_at
-            ),
-        ),
+        finish: RunFinish::without_result(RunStatus::Interrupted, reason),
     })
 }
 

@@ -36,6 +36,7 @@
 
 mod durable;
 mod error;
+mod holder;
 mod ids;
 mod lease;
 mod lifecycle;

@@ -175,9 +175,13 @@ pub struct Lease {
 }
 
 impl Lease {
-    /// Whether the lease is still in force at `at`.
+    /// Whether the lease is still in force at `at`: not expired, and — for a durable
+    /// command — its holder process not known to be gone (a holder on this machine
+    /// whose process no longer runs died; see `holder.rs`), so the next operation
+    /// recovers a killed command at once instead of after the lease's TTL.
     pub fn is_live(&self, at: DateTime<Utc>) -> bool {
         self.expires_at > at
+            && !(self.kind == LeaseKind::Command && crate::holder::is_gone(&self.holder))
     }
 }
 

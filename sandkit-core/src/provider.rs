@@ -22,7 +22,7 @@ use sandkit_policies::{FirewallRules, Policy, PolicyMode};
 use serde::{Deserialize, Serialize};
 use tokio::sync::{mpsc, oneshot};
 
-use crate::error::{Error, Result};
+use crate::error::{Error, ErrorKind, Result};
 use crate::ids::WorkspaceId;
 use crate::model::{EnvMap, SessionRef, SnapshotRef};
 
@@ -178,6 +178,10 @@ pub struct StartSpec {
     pub timeout: Duration,
     /// Virtual CPUs, provider default when `None`.
     pub vcpus: Option<u32>,
+    /// The name the caller chose for the session and recorded before starting it
+    /// (see [`Provider::planned_session`]); providers that name sessions use it, others
+    /// ignore it. `None`: the provider picks.
+    pub name: Option<String>,
 }
 
 /// One command to run in a session.
@@ -364,6 +368,42 @@ pub trait Provider: Send + Sync + fmt::Debug {
             self.id()
         )))
     }
+
+    /// The reference of the session a [`start`](Provider::start) with
+    /// [`StartSpec::name`] `name` creates, known before it exists. Sandkit records it
+    /// in the lease before starting (intent before effect), so that when the holder
+    /// dies at any point of the start, [`discard_session`](Provider::discard_session)
+    /// still finds what it left. `None` (the default): the provider cannot name a
+    /// session in advance; Sandkit then records the session as soon as it starts.
+    fn planned_session(&self, name: &str) -> Option<SessionRef> {
+        let _ = name;
+        None
+    }
+
+    /// Stops every process of `session` and removes everything it holds, in whatever
+    /// state a dead holder left it: being created, live, snapshotting or stopped.
+    /// Succeeds when nothing is left, including when the session never existed.
+    ///
+    /// The default attaches and stops; providers whose sessions leave more behind
+    /// (half-created ones, a reference planned but never started) override it.
+    async fn discard_session(&self, session: &SessionRef) -> Result<()> {
+        match self.attach(session).await {
+            Ok(live) => match live.stop().await {
+                Err(e) if !gone(&e) => Err(e),
+                _ => Ok(()),
+            },
+            Err(e) if gone(&e) => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+}
+
+/// Whether `error` says the session is already gone.
+fn gone(error: &Error) -> bool {
+    matches!(
+        error.kind(),
+        ErrorKind::SessionUnavailable | ErrorKind::NotFound
+    )
 }
 
 /// One running sandbox.

@@ -45,25 +45,10 @@ impl Default for Config {
             default_sandbox_timeout: Duration::from_secs(15 * 60),
             output_cap: 64 * 1024,
             setup_poll_interval: Duration::from_millis(250),
-            holder: default_holder(),
+            holder: crate::holder::default_holder(),
             keep_snapshots: Some(3),
         }
     }
-}
-
-fn default_holder() -> String {
-    let host = std::env::var("HOSTNAME")
-        .ok()
-        .filter(|h| !h.is_empty())
-        .or_else(|| {
-            std::fs::read_to_string("/etc/hostname")
-                .ok()
-                .map(|h| h.trim().to_owned())
-        })
-        .filter(|h| !h.is_empty())
-        .unwrap_or_else(|| "localhost".to_owned());
-    let tag = &uuid::Uuid::new_v4().simple().to_string()[..8];
-    format!("{host}:{}:{tag}", std::process::id())
 }
 
 pub(crate) struct Inner {

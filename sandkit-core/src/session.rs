@@ -73,6 +73,7 @@ impl Workspace {
         let (_, rules) = inner.effective_rules(opts.policy.as_ref(), &ws)?;
         inner.check_sandbox_config(&ws, timeout)?;
 
+        let name = crate::ids::session_name();
         let (ws, lease) = inner
             .acquire(
                 self.id(),
@@ -82,6 +83,7 @@ impl Workspace {
                     run: None,
                     policy_snapshot: None,
                     session_policy: opts.policy.clone(),
+                    session: inner.provider.planned_session(&name),
                 },
                 Some(ws.clone()),
             )
@@ -101,6 +103,7 @@ impl Workspace {
         let plan = StartPlan {
             rules: rules.clone(),
             timeout,
+            name: Some(name),
         };
         let span = info_span!("open_session", workspace = %ws.id);
         let started = inner.start_for(&ws, plan).instrument(span).await;

@@ -189,6 +189,7 @@ impl Inner {
                 ports: Vec::new(),
                 timeout: self.config.default_sandbox_timeout,
                 vcpus: None,
+                name: None,
             })
             .await?;
         let exec = ExecSpec {

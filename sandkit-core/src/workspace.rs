@@ -255,6 +255,9 @@ impl Workspace {
 pub(crate) struct StartPlan {
     pub(crate) rules: FirewallRules,
     pub(crate) timeout: Duration,
+    /// The session's name, recorded in the lease before the start (when the provider
+    /// names sessions).
+    pub(crate) name: Option<String>,
 }
 
 impl Inner {
@@ -305,6 +308,7 @@ impl Inner {
             ports: ws.sandbox_config.exposed_ports.clone(),
             timeout: plan.timeout,
             vcpus: ws.sandbox_config.vcpus,
+            name: plan.name.clone(),
         };
         if let Some(head) = &ws.head {
             debug!(workspace = %ws.id, snapshot = %head.id, "starting from head");

@@ -53,20 +53,24 @@ async fn a_dead_holder_loses_its_lease_and_the_next_command_recovers() {
     .join()
     .expect("doomed process");
     let id = ws.id().clone();
-    // Wait until its heartbeat has recorded the sandbox in the lease.
+    // The lease names the sandbox from the start (recorded before it was started);
+    // wait until the sandbox is up.
     let store = rig.store.clone();
-    wait_for("the lease to name its sandbox", || {
+    let provider = rig.provider.clone();
+    wait_for("the sandbox to start under a lease that names it", || {
         let store = store.clone();
         let id = id.clone();
+        let provider = provider.clone();
         async move {
             use sandkit_core::Store;
-            store
+            let named = store
                 .get_workspace(&id)
                 .await
                 .ok()
                 .flatten()
                 .and_then(|w| w.lease)
-                .is_some_and(|l| l.session.is_some())
+                .is_some_and(|l| l.session.is_some());
+            named && provider.alive_sessions() == 1
         }
     })
     .await;
@@ -285,4 +289,56 @@ async fn concurrent_lease_changes_through_two_handles_are_both_kept() {
     assert!(lease.expires_at >= before + chrono::Duration::seconds(3599));
     assert_eq!(lease.expires_at, extended);
     a.discard().await.expect("discard");
+}
+
+/// Intent before effect: the lease names the sandbox before it is started, so a holder
+/// that dies before its first heartbeat still leaves a sandbox
+/// the next operation can find and stop.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_holder_dead_before_its_first_heartbeat_leaves_nothing_running() {
+    let rig = Rig::new();
+    let ttl = Duration::from_millis(300);
+    let kit = rig.builder().command_lease_ttl(ttl).build().expect("kit");
+    let ws = new_ws(&kit).await;
+    run(&ws, "echo committed > f").await;
+
+    let doomed = rig
+        .builder()
+        .command_lease_ttl(ttl)
+        .heartbeat_interval(Duration::from_millis(250))
+        .build()
+        .expect("kit");
+    let id = ws.id().clone();
+    let runtime = std::thread::spawn(move || {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .expect("runtime");
+        runtime.block_on(async move {
+            let ws = doomed.workspace(&id).await.expect("open");
+            ws.spawn_command(sh("echo half > f; sleep 30"))
+                .await
+                .expect("spawn");
+        });
+        runtime
+    })
+    .join()
+    .expect("doomed process");
+    let provider = rig.provider.clone();
+    wait_for("the doomed sandbox to start", || {
+        std::future::ready(provider.alive_sessions() == 1)
+    })
+    .await;
+    std::thread::spawn(move || runtime.shutdown_background())
+        .join()
+        .expect("shutdown");
+
+    tokio::time::sleep(ttl + Duration::from_millis(100)).await;
+    assert_eq!(run(&ws, "cat f").await.stdout, "committed\n");
+    assert_eq!(
+        rig.provider.alive_sessions(),
+        0,
+        "the dead holder's sandbox was found by its planned name and stopped"
+    );
 }

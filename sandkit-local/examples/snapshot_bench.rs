@@ -89,6 +89,7 @@ fn spec(from: Option<SnapshotRef>) -> StartSpec {
         ports: Vec::new(),
         timeout: Duration::from_secs(600),
         vcpus: None,
+        name: None,
     }
 }
 

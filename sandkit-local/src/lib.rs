@@ -36,6 +36,7 @@
 //!     ports: Vec::new(),
 //!     timeout: std::time::Duration::from_secs(60),
 //!     vcpus: None,
+//!     name: None,
 //! };
 //! let session = provider.start(spec.clone()).await?;
 //! let sh = |script: &str| ExecSpec {

@@ -522,7 +522,16 @@ impl Provider for LocalProvider {
                 "timeout {timeout:?} is too long; pass at most a few years"
             ))
         })?;
-        let id = new_id("sbx");
+        let id = match spec.name {
+            Some(name) if is_valid_id(&name) => name,
+            Some(name) => {
+                return Err(Error::invalid_input(format!(
+                    "session name {name:?} is not valid for the local provider: use at most \
+                     100 ASCII letters, digits, '_' or '-'"
+                )));
+            }
+            None => new_id("sbx"),
+        };
         let meta = SessionMeta::new(
             id.clone(),
             spec.workspace_id.to_string(),
@@ -555,6 +564,49 @@ impl Provider for LocalProvider {
         );
         handle.live().await?;
         Ok(Box::new(handle))
+    }
+
+    fn planned_session(&self, name: &str) -> Option<SessionRef> {
+        is_valid_id(name).then(|| SessionRef {
+            provider: PROVIDER_ID.to_owned(),
+            id: name.to_owned(),
+        })
+    }
+
+    /// Ends the session (its processes, its directory) whatever state it is in, and
+    /// removes what a start that never finished left (`sessions/.starting-<id>`), once
+    /// no process is building it any more.
+    async fn discard_session(&self, session: &SessionRef) -> Result<()> {
+        check_provider(session)?;
+        if !is_valid_id(&session.id) {
+            return Ok(());
+        }
+        self.inner.end_session(&session.id).await?;
+        let staging = SessionPaths::at(
+            self.inner
+                .layout
+                .sessions()
+                .join(format!("{STAGING_PREFIX}{}", session.id)),
+        );
+        let trash = self.inner.layout.trash();
+        let id = session.id.clone();
+        blocking(move || {
+            if fs::symlink_metadata(&staging.dir).is_err() {
+                return Ok(());
+            }
+            match meta::try_snapshot_lock(&staging, &id)? {
+                Some(_unused) => {
+                    tracing::info!(session = %id, "removing a session whose start did not finish");
+                    discard(&trash, &staging);
+                    Ok(())
+                }
+                None => Err(Error::busy(format!(
+                    "local session {id} is still being created by a running process; \
+                     discard it once that start has finished"
+                ))),
+            }
+        })
+        .await
     }
 
     async fn delete_snapshot(&self, snapshot: &SnapshotRef) -> Result<()> {

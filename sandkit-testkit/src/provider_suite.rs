@@ -80,6 +80,7 @@ pub fn fresh(workspace: &str) -> StartSpec {
         ports: Vec::new(),
         timeout: Duration::from_secs(120),
         vcpus: None,
+        name: None,
     }
 }
 
@@ -204,6 +205,41 @@ pub async fn attach_reaches_the_same_session(f: &ProviderFixture) {
     };
     let err = p.attach(&unknown).await.expect_err("unknown session");
     assert_eq!(err.kind(), &ErrorKind::SessionUnavailable, "{err}");
+}
+
+/// A session named in advance gets the planned reference, and `discard_session`
+/// stops it (with its background processes); discarding a planned session that was
+/// never started, or one already gone, succeeds.
+pub async fn discard_finds_planned_and_live_sessions(f: &ProviderFixture) {
+    let p = &*f.provider;
+    let name = format!("sandkit-{}", uuid::Uuid::new_v4().simple());
+    let planned = p.planned_session(&name);
+    let mut spec = fresh("suite");
+    spec.name = Some(name.clone());
+    let s = p.start(spec).await.expect("start with a name");
+    if let Some(planned) = &planned {
+        assert!(
+            planned == &s.session_ref() || planned.id == name,
+            "the planned reference {planned:?} names the started session {:?}",
+            s.session_ref()
+        );
+        p.discard_session(planned).await.expect("discard by plan");
+    } else {
+        p.discard_session(&s.session_ref())
+            .await
+            .expect("discard by reference");
+    }
+    let err = p.attach(&s.session_ref()).await.expect_err("discarded");
+    assert_eq!(err.kind(), &ErrorKind::SessionUnavailable, "{err}");
+    p.discard_session(&s.session_ref())
+        .await
+        .expect("discarding twice is fine");
+    let never = format!("sandkit-{}", uuid::Uuid::new_v4().simple());
+    if let Some(planned) = p.planned_session(&never) {
+        p.discard_session(&planned)
+            .await
+            .expect("a planned session never started: nothing to do");
+    }
 }
 
 /// A command timeout kills the command with a non-zero exit.
@@ -408,6 +444,7 @@ macro_rules! provider_suite {
             missing_snapshot_is_unavailable,
             stop_ends_the_session,
             attach_reaches_the_same_session,
+            discard_finds_planned_and_live_sessions,
             command_timeout_kills,
             policies_follow_capabilities,
             background_processes,

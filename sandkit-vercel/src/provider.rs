@@ -26,6 +26,15 @@ pub const PROVIDER_ID: &str = "vercel";
 /// The tag naming the Sandkit workspace a sandbox was created for.
 pub const WORKSPACE_TAG: &str = "sandkit-workspace";
 
+/// The prefix of the sandbox names Sandkit gives (`sandkit-<32 hex digits>`).
+const NAME_PREFIX: &str = "sandkit-";
+
+/// Whether `id` is a sandbox name Sandkit gives (not a session id).
+fn is_sandbox_name(id: &str) -> bool {
+    id.strip_prefix(NAME_PREFIX)
+        .is_some_and(|hex| hex.len() == 32 && hex.bytes().all(|b| b.is_ascii_hexdigit()))
+}
+
 /// Longest tag value Vercel accepts.
 const MAX_TAG_VALUE: usize = 256;
 
@@ -129,15 +138,28 @@ impl VercelProvider {
     /// After a create that failed but may have worked: the sandbox `name`'s running
     /// session, if the create did happen (`None` otherwise, or when it cannot be told).
     async fn created_anyway(&self, name: &str) -> Option<SessionEnvelope> {
-        let call = Call::get("get sandbox", &["v2", "sandboxes", name])
-            .query("projectId", self.credentials().project_id());
-        match self.client.json::<SessionEnvelope>(&call).await {
-            Ok(found) if found.session.status.is_live() => Some(found),
-            Ok(_) => None,
+        match self.live_sandbox(name).await {
+            Ok(found) => found,
             Err(failure) => {
                 debug!(sandbox = %name, failure = ?failure.status(), "cannot tell whether the sandbox was created");
                 None
             }
+        }
+    }
+
+    /// The running session of the sandbox Sandkit named `name`: `None` when there is
+    /// no such sandbox or it is not running.
+    async fn live_sandbox(
+        &self,
+        name: &str,
+    ) -> std::result::Result<Option<SessionEnvelope>, Failure> {
+        let call = Call::get("get sandbox", &["v2", "sandboxes", name])
+            .query("projectId", self.credentials().project_id());
+        match self.client.json::<SessionEnvelope>(&call).await {
+            Ok(found) if found.session.status.is_live() => Ok(Some(found)),
+            Ok(_) => Ok(None),
+            Err(failure) if matches!(failure.status(), Some((404 | 410, _))) => Ok(None),
+            Err(failure) => Err(failure),
         }
     }
 
@@ -231,7 +253,15 @@ impl Provider for VercelProvider {
 
     async fn start(&self, spec: StartSpec) -> Result<Box<dyn ProviderSession>> {
         // A name of our own lets a create whose answer was lost be found again.
-        let name = format!("sandkit-{}", uuid::Uuid::new_v4().simple());
+        let name = match &spec.name {
+            Some(name) if is_sandbox_name(name) => name.clone(),
+            Some(name) => {
+                return Err(Error::invalid_input(format!(
+                    "sandbox name {name:?} is not one Sandkit gives (sandkit-<32 hex digits>)"
+                )));
+            }
+            None => format!("{NAME_PREFIX}{}", uuid::Uuid::new_v4().simple()),
+        };
         let body = self.create_body(&spec, &name)?;
         let call = Call::post("create sandbox", &["v3", "sandboxes"])
             .body(body)
@@ -265,6 +295,40 @@ impl Provider for VercelProvider {
             self.settings.clone(),
             created,
         )))
+    }
+
+    /// The sandbox name a start with this name creates: recorded before the create, it
+    /// finds the sandbox even when the create's answer was lost.
+    fn planned_session(&self, name: &str) -> Option<SessionRef> {
+        is_sandbox_name(name).then(|| SessionRef {
+            provider: PROVIDER_ID.to_owned(),
+            id: name.to_owned(),
+        })
+    }
+
+    /// Stops the session: by sandbox name for a session planned but maybe never
+    /// started (nothing to do when no such sandbox runs), else by session id.
+    async fn discard_session(&self, session: &SessionRef) -> Result<()> {
+        self.check_provider(&session.provider, "the session")?;
+        let live: Box<dyn ProviderSession> = if is_sandbox_name(&session.id) {
+            let call = Call::get("get sandbox", &["v2", "sandboxes", &session.id]);
+            match self.live_sandbox(&session.id).await {
+                Ok(Some(found)) => Box::new(VercelSession::new(
+                    self.client.clone(),
+                    self.settings.clone(),
+                    found,
+                )),
+                Ok(None) => return Ok(()),
+                Err(failure) => return Err(self.client.error(&call, failure)),
+            }
+        } else {
+            match self.attach(session).await {
+                Ok(live) => live,
+                Err(e) if e.kind() == &sandkit_core::ErrorKind::SessionUnavailable => return Ok(()),
+                Err(e) => return Err(e),
+            }
+        };
+        live.stop().await
     }
 
     async fn attach(&self, session: &SessionRef) -> Result<Box<dyn ProviderSession>> {

@@ -311,7 +311,7 @@ impl Provider for FakeProvider {
 
     async fn start(&self, spec: StartSpec) -> Result<Box<dyn ProviderSession>> {
         self.shared.pause().await;
-        let id = self.shared.next("sbx");
+        let id = spec.name.clone().unwrap_or_else(|| self.shared.next("sbx"));
         {
             let mut st = self.shared.lock();
             st.calls.starts += 1;
@@ -355,6 +355,13 @@ impl Provider for FakeProvider {
             st.max_alive_per_workspace = st.max_alive_per_workspace.max(alive);
         }
         Ok(self.handle(id))
+    }
+
+    fn planned_session(&self, name: &str) -> Option<SessionRef> {
+        Some(SessionRef {
+            provider: "fake".to_owned(),
+            id: name.to_owned(),
+        })
     }
 
     async fn attach(&self, session: &SessionRef) -> Result<Box<dyn ProviderSession>> {

@@ -116,6 +116,7 @@ pub fn spec() -> StartSpec {
         ports: vec![3000],
         timeout: Duration::from_secs(300),
         vcpus: Some(2),
+        name: None,
     }
 }
 
