@@ -6,7 +6,8 @@ use std::path::{Path, PathBuf};
 
 use clap::Args;
 use sandkit_codegen::{
-    Adapter, Dialect, Discovery, GeneratedFile, Layout, Plan, SCHEMA_VERSION, WriteOutcome,
+    Adapter, Dialect, Discovery, GeneratedFile, Layout, Plan, SCHEMA_VERSION, StepsInput,
+    WriteOutcome,
 };
 use sandkit_core::{Error, ErrorKind, Result};
 
@@ -23,8 +24,11 @@ terminal and fails otherwise. (--dialect, not --provider: --provider picks where
 sandboxes run.)
 
 Output: sql → sandkit.<dialect>.sql (sandkit.<dialect>.upgrade.sql for an upgrade);
-seaorm → the migration in migration/src/ and the entities in src/entities/sandkit/
-(with --out DIR: DIR and DIR/entities). Files that differ are kept unless --force.";
+seaorm → the migration in migration/src/ and the entities in src/entities/sandkit/ (in a
+workspace: the member crates that depend on sea-orm-migration and sea-orm; with --out
+DIR: DIR and DIR/entities). Files that differ are kept unless --force. Afterwards it
+prints every line to add by hand, in which file, and how to apply and check the schema
+(`sandkit migrate --check --database URL`).";
 
 /// `sandkit generate`.
 #[derive(Debug, Args)]
@@ -74,6 +78,9 @@ pub async fn run(args: &GenerateArgs) -> Result<i32> {
                 dialect.display_name(),
                 describe(&plan)
             );
+            for mismatch in sandkit_codegen::collation_mismatches(dialect, &state) {
+                eprintln!("sandkit: warning: {}", mismatch.message());
+            }
             (Some(dialect), plan)
         }
         None => (None, Plan::Absent),
@@ -105,14 +112,15 @@ pub async fn run(args: &GenerateArgs) -> Result<i32> {
             } else {
                 Adapter::Sql
             };
-            eprintln!(
-                "sandkit: adapter {adapter} ({})",
-                if found.uses_seaorm {
-                    "the project depends on sea-orm"
-                } else {
-                    "no sea-orm dependency found; --adapter seaorm for SeaORM output"
+            match &found.seaorm_source {
+                Some(source) => {
+                    eprintln!("sandkit: adapter {adapter} ({source} depends on sea-orm)")
                 }
-            );
+                None => eprintln!(
+                    "sandkit: adapter {adapter} (no Cargo.toml depends on sea-orm; \
+                     --adapter seaorm for SeaORM output)"
+                ),
+            }
             adapter
         }
     };
@@ -130,7 +138,14 @@ pub async fn run(args: &GenerateArgs) -> Result<i32> {
         }
     };
 
-    let layout = layout(adapter, args.out.as_deref());
+    let layout = match (adapter, args.out.as_deref()) {
+        (Adapter::SeaOrm, None) => seaorm_layout(&dir, &discovered(&dir)?),
+        (_, out) => layout(adapter, out),
+    };
+    let steps_dialect = database_dialect.or(explicit_dialect).or(match adapter {
+        Adapter::Sql => Some(dialect),
+        Adapter::SeaOrm => discovery.as_ref().and_then(Discovery::confident_dialect),
+    });
     let mut files = sandkit_codegen::render(adapter, dialect, &plan, &layout)?;
     if let Err(e) = sandkit_codegen::format_files(&mut files) {
         if e.kind() != &ErrorKind::Unsupported {
@@ -144,9 +159,15 @@ pub async fn run(args: &GenerateArgs) -> Result<i32> {
     }
     let outcomes = sandkit_codegen::write_files(&dir, &files, args.force)?;
     report(&outcomes, &dir);
-    if adapter == Adapter::SeaOrm {
-        next_steps(&files);
-    }
+    next_steps(&StepsInput {
+        adapter,
+        dialect: steps_dialect,
+        plan: &plan,
+        layout: &layout,
+        files: &files,
+        database_url: args.database_url.as_deref(),
+        project: Some(&dir),
+    });
     Ok(0)
 }
 
@@ -202,6 +223,28 @@ fn layout(adapter: Adapter, out: Option<&Path>) -> Layout {
     layout
 }
 
+/// SeaORM output where the project keeps it: the migration crate discovery found
+/// (`migration/` or a workspace member depending on sea-orm-migration) and the crate
+/// depending on sea-orm (the root, or a workspace member).
+fn seaorm_layout(dir: &Path, found: &Discovery) -> Layout {
+    let mut layout = Layout::default();
+    let relative = |path: &Path| {
+        path.strip_prefix(dir)
+            .unwrap_or(path)
+            .to_string_lossy()
+            .replace('\\', "/")
+    };
+    if let Some(krate) = &found.migration_crate {
+        layout.migration_dir = format!("{}/src", relative(krate));
+    }
+    if let Some(krate) = found.entity_crate.as_deref().map(relative)
+        && !krate.is_empty()
+    {
+        layout.entity_dir = format!("{krate}/{}", layout.entity_dir);
+    }
+    layout
+}
+
 fn print_files(files: &[GeneratedFile]) {
     if let [only] = files {
         print!("{}", only.contents);
@@ -237,17 +280,14 @@ fn report(outcomes: &[WriteOutcome], dir: &Path) {
     }
 }
 
-fn next_steps(files: &[GeneratedFile]) {
-    let migration = files
-        .iter()
-        .filter_map(|f| f.path.rsplit('/').next())
-        .find(|name| name.starts_with("m2") && name.ends_with(".rs"))
-        .map(|name| name.trim_end_matches(".rs"));
-    if let Some(module) = migration {
-        eprintln!(
-            "sandkit: next: add `mod {module};` to your migration crate's lib.rs and \
-             `Box::new({module}::Migration)` to Migrator::migrations(); add `pub mod sandkit;` \
-             to the entities' parent module"
-        );
+/// Prints every step left to do by hand, numbered.
+fn next_steps(input: &StepsInput<'_>) {
+    let steps = sandkit_codegen::next_steps(input);
+    if steps.is_empty() {
+        return;
+    }
+    eprintln!("sandkit: next steps:");
+    for (n, step) in steps.iter().enumerate() {
+        eprintln!("  {}. {step}", n + 1);
     }
 }
