@@ -207,3 +207,55 @@ fn a_finished_run_leaves_nothing_behind() {
     assert_code(&out, 0);
     assert_eq!(sessions(&home), Vec::<String>::new());
 }
+
+/// Sends `signal` (`INT`, `TERM`) to the child.
+fn send(child: &Child, signal: &str) {
+    let status = std::process::Command::new("kill")
+        .arg(format!("-{signal}"))
+        .arg(child.id().to_string())
+        .status()
+        .expect("kill");
+    assert!(status.success());
+}
+
+fn signal_stops_the_run(signal: &str, code: i32, marker: &str) {
+    let home = committed_home();
+    let mut child = home
+        .std_cmd()
+        .args(["run", "ws", "--", "sh", "-c"])
+        .arg(format!("echo two > state.txt; echo started; {marker}"))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    wait_for_line(&mut child, "started");
+    send(&child, signal);
+    let out = child.wait_with_output().expect("wait");
+    assert_eq!(out.status.code(), Some(code), "{out:?}");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let said: Vec<&str> = stderr.lines().filter(|l| l.contains("SIG")).collect();
+    assert_eq!(said.len(), 1, "one line says so: {stderr}");
+    assert!(said[0].contains(&format!("SIG{signal}")), "{stderr}");
+    assert!(!process_with(marker), "the command was stopped");
+    assert_eq!(sessions(&home), Vec::<String>::new());
+    let all = runs(&home);
+    let stopped = all
+        .iter()
+        .find(|r| r["status"] == "interrupted")
+        .unwrap_or_else(|| panic!("{all:#?}"));
+    let reason = stopped["error"].as_str().unwrap_or_default();
+    assert!(reason.contains(&format!("SIG{signal}")), "{reason}");
+    let next = home.run(&["run", "ws", "--", "cat", "state.txt"]);
+    assert_code(&next, 0);
+    assert_eq!(stdout(&next), "one\n", "the lease was released at once");
+}
+
+#[test]
+fn ctrl_c_stops_the_command_journals_it_and_exits_130() {
+    signal_stops_the_run("INT", 130, "sleep 3921");
+}
+
+#[test]
+fn sigterm_stops_the_command_journals_it_and_exits_143() {
+    signal_stops_the_run("TERM", 143, "sleep 3922");
+}

@@ -55,6 +55,7 @@ pub struct Command {
     logs: LogBuffer,
     phase: watch::Receiver<CommandPhase>,
     result: Shared<BoxFuture<'static, Result<CommandResult>>>,
+    interrupt: Arc<watch::Sender<Option<String>>>,
 }
 
 impl fmt::Debug for Command {
@@ -87,6 +88,15 @@ impl Command {
         self.phase.clone()
     }
 
+    /// Stops the command before it commits (e.g. on Ctrl-C): its sandbox is stopped,
+    /// the run is journaled as interrupted with `reason`, the lease is released and the
+    /// workspace keeps its previous head; [`wait`](Command::wait) then returns an
+    /// `Interrupted` error. Once the command has exited and its commit begun, the commit
+    /// completes instead. Interrupting a replayed or finished command does nothing.
+    pub fn interrupt(&self, reason: impl Into<String>) {
+        self.interrupt.send_replace(Some(reason.into()));
+    }
+
     fn replayed(result: CommandResult) -> Self {
         let logs = LogBuffer::default();
         if !result.stdout.is_empty() {
@@ -107,6 +117,7 @@ impl Command {
             logs,
             phase: watch::channel(CommandPhase::Done).1,
             result: ready.shared(),
+            interrupt: Arc::new(watch::channel(None).0),
         }
     }
 }
@@ -187,8 +198,10 @@ impl Workspace {
 
         let logs = LogBuffer::default();
         let (phase_tx, phase) = watch::channel(CommandPhase::Starting);
+        let (interrupt, interrupted) = watch::channel(None);
         let unit = UnitOfWork {
             phase: phase_tx,
+            interrupted,
             inner: inner.clone(),
             ws,
             lease,
@@ -215,6 +228,7 @@ impl Workspace {
             logs,
             phase,
             result: result.shared(),
+            interrupt: Arc::new(interrupt),
         })
     }
 }
@@ -263,6 +277,8 @@ impl Inner {
 
 struct UnitOfWork {
     phase: watch::Sender<CommandPhase>,
+    /// Set (with a reason) by [`Command::interrupt`].
+    interrupted: watch::Receiver<Option<String>>,
     inner: Arc<Inner>,
     ws: WorkspaceRecord,
     lease: Lease,
@@ -300,16 +316,32 @@ impl UnitOfWork {
             ),
         );
         let lost = heartbeat.lost();
+        let mut interrupted = self.interrupted.clone();
         let ran = tokio::select! {
             ran = self.sandbox_phase(&shared_lease) => ran,
             () = lost => {
                 // Taken over mid-run: stop our sandbox; the new holder owns the workspace.
-                let session = lock(&shared_lease).session.clone();
-                if let Some(session) = session
-                    && let Ok(s) = self.inner.provider.attach(&session).await {
-                        let _ = s.stop().await;
-                    }
+                self.discard_session(&shared_lease).await;
                 Err(crate::lease::lease_lost(&self.ws.id))
+            }
+            reason = async {
+                let reason = interrupted
+                    .wait_for(Option::is_some)
+                    .await
+                    .ok()
+                    .map(|r| r.clone().unwrap_or_default());
+                match reason {
+                    Some(reason) => reason,
+                    // Every handle dropped: nobody can interrupt any more.
+                    None => std::future::pending().await,
+                }
+            } => {
+                self.discard_session(&shared_lease).await;
+                Err(Error::interrupted(format!(
+                    "interrupted ({reason}) before it committed: its sandbox was stopped and \
+                     workspace {} keeps its previous head",
+                    self.ws.id
+                )))
             }
         };
         heartbeat.stop().await;
@@ -319,7 +351,12 @@ impl UnitOfWork {
             Ok(ran) => self.commit(ran, stdout, stderr, token).await,
             Err(e) => {
                 self.logs.close(Some(e.clone()));
-                let mut finish = RunFinish::without_result(RunStatus::Failed, e.to_string());
+                let status = if e.kind() == &ErrorKind::Interrupted {
+                    RunStatus::Interrupted
+                } else {
+                    RunStatus::Failed
+                };
+                let mut finish = RunFinish::without_result(status, e.to_string());
                 finish.session_id = lock(&shared_lease).session.as_ref().map(|s| s.id.clone());
                 let release = self
                     .inner
@@ -337,9 +374,23 @@ impl UnitOfWork {
                 if let Err(release) = release {
                     warn!(error = %release, "could not record the failed run; its lease will expire and be recovered");
                 }
-                error!(error = %e, "durable command failed; the workspace keeps its previous head");
+                if status == RunStatus::Interrupted {
+                    info!(error = %e, "durable command interrupted; the workspace keeps its previous head");
+                } else {
+                    error!(error = %e, "durable command failed; the workspace keeps its previous head");
+                }
                 Err(e)
             }
+        }
+    }
+
+    /// Stops the sandbox the lease names, when this unit of work gives it up midway.
+    async fn discard_session(&self, shared_lease: &Mutex<Lease>) {
+        let session = lock(shared_lease).session.clone();
+        if let Some(session) = session
+            && let Err(e) = self.inner.provider.discard_session(&session).await
+        {
+            warn!(session = %session.id, error = %e, "could not stop the sandbox of an abandoned command");
         }
     }
 

@@ -72,6 +72,10 @@ pub enum ErrorKind {
     },
     /// The store failed (connection, I/O, SQL error).
     Storage,
+    /// The caller interrupted a durable command ([`Command::interrupt`](crate::Command::interrupt)):
+    /// its sandbox was stopped, its run journaled as interrupted, and the workspace
+    /// keeps its previous head.
+    Interrupted,
 }
 
 impl ErrorKind {
@@ -93,6 +97,7 @@ impl ErrorKind {
             ErrorKind::Provider { .. } => "provider",
             ErrorKind::RateLimited { .. } => "rate_limited",
             ErrorKind::Storage => "storage",
+            ErrorKind::Interrupted => "interrupted",
         }
     }
 }
@@ -155,6 +160,12 @@ impl Error {
     pub fn already_exists(message: impl Into<String>) -> Self {
         Self::new(ErrorKind::AlreadyExists, message)
     }
+
+    /// An `Interrupted` error.
+    pub fn interrupted(message: impl Into<String>) -> Self {
+        Error::new(ErrorKind::Interrupted, message)
+    }
+
     /// [`ErrorKind::Busy`].
     pub fn busy(message: impl Into<String>) -> Self {
         Self::new(ErrorKind::Busy, message)

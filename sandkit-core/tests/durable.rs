@@ -484,3 +484,69 @@ async fn exposed_ports_can_be_changed_for_later_sandboxes() {
     let record = rig.record(ws.id()).await;
     assert_eq!(record.sandbox_config.exposed_ports, [8000, 8001]);
 }
+
+#[tokio::test]
+async fn an_interrupted_command_stops_its_sandbox_and_keeps_the_head() {
+    let rig = Rig::new();
+    let ws = new_ws(&rig.kit()).await;
+    run(&ws, "echo one > f").await;
+    let head = rig.record(ws.id()).await.head;
+
+    let cmd = ws
+        .spawn_command(sh("echo two > f; sleep 30"))
+        .await
+        .expect("spawn");
+    let mut phase = cmd.phase();
+    phase
+        .wait_for(|p| *p == sandkit_core::CommandPhase::Running)
+        .await
+        .expect("running");
+    assert_eq!(rig.provider.alive_sessions(), 1);
+    cmd.interrupt("signal SIGINT");
+    let err = cmd.wait().await.expect_err("interrupted");
+    assert_eq!(err.kind(), &ErrorKind::Interrupted);
+    assert!(err.to_string().contains("SIGINT"), "{err}");
+
+    assert_eq!(rig.provider.alive_sessions(), 0, "its sandbox was stopped");
+    let record = rig.record(ws.id()).await;
+    assert!(record.lease.is_none(), "the lease was released");
+    assert_eq!(record.head, head, "the head is unchanged");
+    let runs = all_runs(&ws).await;
+    let killed = runs.iter().find(|r| r.id == *cmd.run_id()).expect("run");
+    assert_eq!(killed.status, RunStatus::Interrupted);
+    assert!(
+        killed
+            .error
+            .as_deref()
+            .is_some_and(|e| e.contains("SIGINT")),
+        "{:?}",
+        killed.error
+    );
+    assert_eq!(run(&ws, "cat f").await.stdout, "one\n", "usable at once");
+}
+
+#[tokio::test]
+async fn dropping_every_handle_does_not_interrupt() {
+    let rig = Rig::new();
+    let ws = new_ws(&rig.kit()).await;
+    let cmd = ws
+        .spawn_command(sh("sleep 0.2; echo done > f"))
+        .await
+        .expect("spawn");
+    let run_id = cmd.run_id().clone();
+    drop(cmd);
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let runs = all_runs(&ws).await;
+        let run = runs.iter().find(|r| r.id == run_id).expect("run");
+        if run.status != RunStatus::Started {
+            assert_eq!(run.status, RunStatus::Succeeded);
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the command never finished"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}

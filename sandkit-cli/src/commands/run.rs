@@ -8,6 +8,7 @@ use sandkit_core::{Command, CommandPhase, CommandSpec, ErrorKind, Result, Worksp
 use crate::cli::RunArgs;
 use crate::context::{Context, parse_policy};
 use crate::output::{Progress, write_chunk};
+use crate::signals::{Signals, until_signal};
 
 /// How often `--wait` retries a busy workspace.
 const WAIT_POLL: Duration = Duration::from_millis(500);
@@ -38,9 +39,13 @@ pub fn prepare(args: &RunArgs) -> Result<CommandSpec> {
 
 /// Runs the prepared command in the workspace (created if missing).
 pub async fn run(ctx: &Context, args: &RunArgs, spec: CommandSpec) -> Result<i32> {
+    let mut signals = Signals::listen()?;
     let ws = ctx.workspace_or_create(&args.workspace, &[]).await?;
-    let cmd = start(&ws, spec, args.wait).await?;
-    follow(cmd).await
+    let cmd = match signals.unless_signal(start(&ws, spec, args.wait)).await {
+        Ok(cmd) => cmd?,
+        Err(code) => return Ok(code),
+    };
+    until_signal(signals, &cmd, follow(cmd.clone())).await
 }
 
 /// Starts the command, waiting out a busy workspace when asked.
