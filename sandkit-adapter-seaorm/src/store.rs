@@ -358,3 +358,26 @@ impl Store for SeaOrmStore {
         setup::delete(&self.db, id, expected_revision).await
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_deterministic_migration_failure_never_says_retry() {
+        let err = migration_failed(DbErr::Custom("Duplicate column name 'policy'".to_owned()));
+        let text = err.to_string();
+        assert!(text.contains("Duplicate column name 'policy'"), "{text}");
+        assert!(text.contains("sandkit migrate --check"), "{text}");
+        assert!(text.contains("sandkit generate --database-url"), "{text}");
+        assert!(!text.to_ascii_lowercase().contains("retry"), "{text}");
+    }
+
+    #[test]
+    fn a_lost_connection_says_to_check_the_server() {
+        let err = migration_failed(DbErr::Conn(sea_orm::RuntimeErr::Internal(
+            "connection refused".to_owned(),
+        )));
+        assert!(err.to_string().contains("server is running"), "{err}");
+    }
+}
