@@ -357,6 +357,10 @@ impl Store for MemoryStore {
         Ok(self.lock().setups.get(id).cloned())
     }
 
+    async fn list_setups(&self) -> Result<Vec<SetupRecord>> {
+        Ok(self.lock().setups.values().cloned().collect())
+    }
+
     async fn put_setup_if_absent(&self, record: &SetupRecord) -> Result<bool> {
         let mut state = self.lock();
         if state.setups.contains_key(&record.id) {

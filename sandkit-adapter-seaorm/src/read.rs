@@ -196,6 +196,15 @@ pub(crate) async fn policy_snapshot(
         .transpose()
 }
 
+pub(crate) async fn setups(db: &DatabaseConnection, dialect: Dialect) -> Result<Vec<SetupRecord>> {
+    let select = setup_states::Entity::find().order_by_asc(setup_states::Column::Id);
+    all(db, select, || "listing setup states".to_owned())
+        .await?
+        .iter()
+        .map(|row| codec::setup::decode(row, dialect))
+        .collect()
+}
+
 pub(crate) async fn setup(
     db: &DatabaseConnection,
     dialect: Dialect,

@@ -346,6 +346,10 @@ impl Store for SeaOrmStore {
         read::setup(&self.db, self.dialect, id).await
     }
 
+    async fn list_setups(&self) -> Result<Vec<SetupRecord>> {
+        read::setups(&self.db, self.dialect).await
+    }
+
     async fn put_setup_if_absent(&self, record: &SetupRecord) -> Result<bool> {
         setup::put_if_absent(&self.db, self.dialect, record).await
     }

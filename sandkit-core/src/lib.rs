@@ -63,7 +63,8 @@ pub use model::{
 pub use output::{CommandResult, DEFAULT_LOG_MEMORY_CAP, LogBuffer};
 pub use provider::{
     Capabilities, ExecSpec, LogChunk, LogStream, NetworkCapabilities, PortCapabilities,
-    ProcessHandle, ProcessInfo, ProcessSink, Provider, ProviderSession, StartSpec, StdStream,
+    ProcessHandle, ProcessInfo, ProcessSink, Provider, ProviderSession, SnapshotInfo, StartSpec,
+    StdStream,
 };
 pub use retention::GcReport;
 pub use sandkit::{Config, Sandkit, SandkitBuilder};

@@ -380,6 +380,17 @@ pub trait Provider: Send + Sync + fmt::Debug {
         None
     }
 
+    /// Every snapshot this provider holds for Sandkit, so that `gc` finds the ones no
+    /// workspace, run or setup references: taken by a holder that died before its
+    /// commit, or whose deletion by retention was never confirmed. The default is
+    /// `Unsupported`; `gc` then skips that sweep.
+    async fn list_snapshots(&self) -> Result<Vec<SnapshotInfo>> {
+        Err(Error::unsupported(format!(
+            "provider {} cannot list its snapshots",
+            self.id()
+        )))
+    }
+
     /// Stops every process of `session` and removes everything it holds, in whatever
     /// state a dead holder left it: being created, live, snapshotting or stopped.
     /// Succeeds when nothing is left, including when the session never existed.
@@ -394,6 +405,26 @@ pub trait Provider: Send + Sync + fmt::Debug {
             },
             Err(e) if gone(&e) => Ok(()),
             Err(e) => Err(e),
+        }
+    }
+}
+
+/// A snapshot as its provider lists it ([`Provider::list_snapshots`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct SnapshotInfo {
+    /// The snapshot.
+    pub snapshot: SnapshotRef,
+    /// When it was taken.
+    pub created_at: DateTime<Utc>,
+}
+
+impl SnapshotInfo {
+    /// A listed snapshot.
+    pub fn new(snapshot: SnapshotRef, created_at: DateTime<Utc>) -> Self {
+        SnapshotInfo {
+            snapshot,
+            created_at,
         }
     }
 }

@@ -9,9 +9,12 @@
 //! the snapshot deleted at the provider. A failed deletion clears the tombstone, so the
 //! next pass retries it; nothing here ever blocks a commit.
 //!
-//! Known limit: a process killed between writing the tombstone and the provider call
-//! leaves that snapshot at the provider (a storage leak, never a lost head); a normal
-//! exit waits for retention with [`Sandkit::settle`].
+//! [`Sandkit::gc`] also sweeps what no workspace, run or setup references, when the
+//! provider lists its snapshots and the store its setups: snapshots taken by a holder
+//! that died before its commit, and snapshots whose runs all carry a tombstone (a
+//! process killed between the tombstone and the provider call). Only snapshots older
+//! than [`Config::unreferenced_grace`](crate::Config::unreferenced_grace) are touched,
+//! so a commit in flight never loses its snapshot.
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -40,6 +43,8 @@ pub struct GcReport {
     pub failed: Vec<(SnapshotRef, String)>,
     /// Whether this was a dry run.
     pub dry_run: bool,
+    /// How many of `deleted` nothing referenced (see the module docs).
+    pub unreferenced: usize,
 }
 
 impl Sandkit {
@@ -66,9 +71,11 @@ impl Sandkit {
             }
             match page.next_cursor {
                 Some(c) => after = Some(WorkspaceId::from_stored(c)),
-                None => return Ok(report),
+                None => break,
             }
         }
+        self.inner.sweep_unreferenced(dry_run, &mut report).await?;
+        Ok(report)
     }
 }
 
@@ -127,6 +134,71 @@ impl Inner {
                 report.deleted.push(snapshot.clone());
             } else {
                 self.delete(snapshot, keep, report).await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Deletes the provider's snapshots older than the grace period that no head, no
+    /// setup and no run without a tombstone references.
+    async fn sweep_unreferenced(&self, dry_run: bool, report: &mut GcReport) -> Result<()> {
+        if self.config.keep_snapshots.is_none() || !self.provider.capabilities().snapshot_delete {
+            return Ok(());
+        }
+        let unsupported = |e: &crate::Error| e.kind() == &ErrorKind::Unsupported;
+        let listed = match self.provider.list_snapshots().await {
+            Ok(listed) => listed,
+            Err(e) if unsupported(&e) => return Ok(()),
+            Err(e) => return Err(e),
+        };
+        let setups: HashSet<String> = match self.store.list_setups().await {
+            Ok(setups) => setups
+                .into_iter()
+                .filter_map(|s| s.snapshot.map(|snap| snap.id))
+                .collect(),
+            Err(e) if unsupported(&e) => return Ok(()),
+            Err(e) => return Err(e),
+        };
+        let cutoff = now() - crate::lease::chrono_duration(self.config.unreferenced_grace);
+        for info in listed {
+            let snapshot = &info.snapshot;
+            if snapshot.provider != self.provider.id()
+                || info.created_at > cutoff
+                || setups.contains(&snapshot.id)
+                || report.deleted.contains(snapshot)
+            {
+                continue;
+            }
+            let holders = self.store.find_runs_by_snapshot(&snapshot.id).await?;
+            if holders.iter().any(|r| r.snapshot_deleted_at.is_none()) {
+                continue;
+            }
+            let heads = self
+                .store
+                .list_workspaces(&WorkspaceListing {
+                    head: Some(snapshot.id.clone()),
+                    limit: 1,
+                    ..WorkspaceListing::default()
+                })
+                .await?;
+            if !heads.items.is_empty() {
+                continue;
+            }
+            if dry_run {
+                report.deleted.push(snapshot.clone());
+                report.unreferenced += 1;
+                continue;
+            }
+            match self.provider.delete_snapshot(snapshot).await {
+                Ok(()) => {
+                    info!(snapshot = %snapshot.id, runs = holders.len(), "deleted a snapshot nothing references");
+                    report.deleted.push(snapshot.clone());
+                    report.unreferenced += 1;
+                }
+                Err(e) => {
+                    warn!(snapshot = %snapshot.id, error = %e, "could not delete a snapshot nothing references; the next gc retries it");
+                    report.failed.push((snapshot.clone(), e.to_string()));
+                }
             }
         }
         Ok(())

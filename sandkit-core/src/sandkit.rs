@@ -34,6 +34,9 @@ pub struct Config {
     /// Snapshot retention: keep the snapshots of each workspace's last N runs (default
     /// 3) besides every head; `None` keeps every snapshot.
     pub keep_snapshots: Option<usize>,
+    /// How old a snapshot that no workspace, run or setup references must be before
+    /// [`Sandkit::gc`] deletes it (default 1 h: far longer than any commit takes).
+    pub unreferenced_grace: Duration,
 }
 
 impl Default for Config {
@@ -47,6 +50,7 @@ impl Default for Config {
             setup_poll_interval: Duration::from_millis(250),
             holder: crate::holder::default_holder(),
             keep_snapshots: Some(3),
+            unreferenced_grace: Duration::from_secs(60 * 60),
         }
     }
 }
@@ -169,6 +173,14 @@ impl SandkitBuilder {
     /// (`n` ≥ 1; default 3).
     pub fn keep_snapshots(mut self, n: usize) -> Self {
         self.config.keep_snapshots = Some(n);
+        self
+    }
+
+    /// How old a snapshot nothing references must be before `gc` deletes it (default
+    /// 1 h). Such snapshots come from holders that died between their snapshot and
+    /// its commit, and from deletions retention never saw confirmed.
+    pub fn unreferenced_grace(mut self, grace: Duration) -> Self {
+        self.config.unreferenced_grace = grace;
         self
     }
 

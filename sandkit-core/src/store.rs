@@ -218,6 +218,16 @@ pub trait Store: Send + Sync + fmt::Debug {
     /// Reads a setup state.
     async fn get_setup(&self, id: &str) -> Result<Option<SetupRecord>>;
 
+    /// Every setup state (one per setup definition: few), so that `gc` knows which
+    /// snapshots setups use. The default is `Unsupported`; `gc` then leaves snapshots
+    /// no run references alone.
+    async fn list_setups(&self) -> Result<Vec<SetupRecord>> {
+        Err(crate::Error::unsupported(format!(
+            "store {} cannot list setup states",
+            self.id()
+        )))
+    }
+
     /// Inserts a setup state unless one with its id exists; `true` when inserted.
     async fn put_setup_if_absent(&self, record: &SetupRecord) -> Result<bool>;
 

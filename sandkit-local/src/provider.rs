@@ -11,7 +11,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use sandkit_core::{
     Capabilities, Error, ErrorKind, NetworkCapabilities, PortCapabilities, Provider,
-    ProviderSession, Result, SessionRef, SnapshotRef, StartSpec,
+    ProviderSession, Result, SessionRef, SnapshotInfo, SnapshotRef, StartSpec,
 };
 use sandkit_policies::FirewallRules;
 
@@ -607,6 +607,23 @@ impl Provider for LocalProvider {
             }
         })
         .await
+    }
+
+    async fn list_snapshots(&self) -> Result<Vec<SnapshotInfo>> {
+        let snapshots = self.inner.snapshots.clone();
+        let listed = blocking(move || snapshots.list()).await?;
+        Ok(listed
+            .into_iter()
+            .map(|(id, written)| {
+                SnapshotInfo::new(
+                    SnapshotRef {
+                        provider: PROVIDER_ID.to_owned(),
+                        id,
+                    },
+                    chrono::DateTime::<chrono::Utc>::from(written),
+                )
+            })
+            .collect())
     }
 
     async fn delete_snapshot(&self, snapshot: &SnapshotRef) -> Result<()> {

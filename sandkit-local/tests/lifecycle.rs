@@ -35,3 +35,80 @@ async fn retention_leaves_exactly_the_expected_snapshots() {
     sandkit_testkit::lifecycle::retention_keeps_exactly_the_last_three(&kit(dir.path(), 3), exists)
         .await;
 }
+
+/// `gc` deletes the snapshots nothing references (here: one taken by a holder that
+/// never committed it) once they are older than the grace period — never a head, a
+/// kept run's snapshot or the setup's.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gc_deletes_unreferenced_snapshots_after_the_grace_period() {
+    use sandkit_core::{CommandSpec, Provider, SetupSpec, WorkspaceSpec};
+    use std::time::Duration;
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let provider = Arc::new(LocalProvider::new(dir.path()).expect("provider"));
+    let store = Arc::new(MemoryStore::new());
+    let build = |grace: Duration| {
+        Sandkit::builder()
+            .store(store.clone())
+            .provider(provider.clone())
+            .setup(
+                SetupSpec::new("sh")
+                    .args(["-c", "echo setup > setup.txt"])
+                    .policy(sandkit_core::policies::Policy::allow_all()),
+            )
+            .keep_snapshots(1)
+            .unreferenced_grace(grace)
+            .build()
+            .expect("sandkit")
+    };
+    let kit = build(Duration::from_secs(3600));
+    let ws = kit
+        .create_workspace(WorkspaceSpec::new())
+        .await
+        .expect("workspace");
+    let sh = |s: &str| CommandSpec::new("sh").args(["-c", s]);
+    ws.run_command(sh("echo one > f")).await.expect("run");
+    ws.run_command(sh("echo two > f")).await.expect("run");
+    kit.settle().await;
+
+    // A snapshot a holder took but never committed.
+    let session = provider
+        .start(sandkit_testkit::provider_suite::fresh("orphan"))
+        .await
+        .expect("start");
+    let orphan = session.snapshot().await.expect("snapshot");
+    let listed = |p: Arc<LocalProvider>| async move {
+        p.list_snapshots()
+            .await
+            .expect("list")
+            .into_iter()
+            .map(|i| i.snapshot)
+            .collect::<Vec<_>>()
+    };
+    let before = listed(provider.clone()).await;
+    assert!(before.contains(&orphan));
+
+    let young = kit.gc(false).await.expect("gc");
+    assert_eq!(young.unreferenced, 0, "younger than the grace period: kept");
+    assert!(listed(provider.clone()).await.contains(&orphan));
+
+    let kit = build(Duration::ZERO);
+    let dry = kit.gc(true).await.expect("dry run");
+    assert_eq!(dry.deleted, vec![orphan.clone()]);
+    assert_eq!(dry.unreferenced, 1);
+    assert!(
+        listed(provider.clone()).await.contains(&orphan),
+        "a dry run deletes nothing"
+    );
+
+    let swept = kit.gc(false).await.expect("gc");
+    assert_eq!(swept.deleted, vec![orphan.clone()]);
+    let after = listed(provider.clone()).await;
+    assert!(!after.contains(&orphan));
+    assert_eq!(after.len(), before.len() - 1, "only the orphan went");
+    let out = ws.run_command(sh("cat f setup.txt")).await.expect("run");
+    assert_eq!(
+        out.stdout, "two\nsetup\n",
+        "the head and the setup are intact"
+    );
+}

@@ -697,7 +697,7 @@ pub async fn delete_workspace_cascades(f: &StoreFixture) {
     assert_eq!(kind_of(r), ErrorKind::NotFound);
 }
 
-/// Setup states: put-if-absent, compare-and-set, delete.
+/// Setup states: put-if-absent, compare-and-set, listing, delete.
 pub async fn setup_states(f: &StoreFixture) {
     let s = &*f.store;
     let at = now();
@@ -729,6 +729,11 @@ pub async fn setup_states(f: &StoreFixture) {
     });
     s.update_setup(&built, 0).await.expect("cas");
     let read = s.get_setup(&record.id).await.expect("get").expect("row");
+    assert_eq!(
+        s.list_setups().await.expect("list"),
+        vec![read.clone()],
+        "gc reads which snapshots setups use"
+    );
     assert_eq!(read.revision, 1);
     assert_eq!(read.snapshot, built.snapshot);
     assert_eq!(read.build, None);

@@ -110,8 +110,11 @@ pub async fn gc(ctx: &Context, dry_run: bool) -> Result<i32> {
         );
     }
     eprintln!(
-        "sandkit: {} snapshot(s) {verb}, {} kept because still referenced",
+        "sandkit: {} snapshot(s) {verb} ({} referenced by nothing: left by a holder that \
+         died before its commit, or a deletion never confirmed), {} kept because still \
+         referenced",
         report.deleted.len(),
+        report.unreferenced,
         report.kept
     );
     Ok(if report.failed.is_empty() { 0 } else { 1 })

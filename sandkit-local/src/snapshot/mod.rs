@@ -206,6 +206,24 @@ impl Snapshots {
         Ok(())
     }
 
+    /// Every snapshot (id, when its manifest was written).
+    pub(crate) fn list(&self) -> Result<Vec<(String, SystemTime)>> {
+        let listing = fs::read_dir(&self.dir).map_err(|e| io_error("listing snapshots", e))?;
+        let mut out = Vec::new();
+        for entry in listing.flatten() {
+            let name = entry.file_name();
+            let Some(id) = name.to_str().filter(|n| is_valid_id(n)) else {
+                continue;
+            };
+            let written = entry
+                .metadata()
+                .and_then(|m| m.modified())
+                .map_err(|e| io_error("reading a snapshot manifest's time", e))?;
+            out.push((id.to_owned(), written));
+        }
+        Ok(out)
+    }
+
     fn referenced(&self) -> Result<HashSet<String>> {
         let mut keep = HashSet::new();
         let listing = fs::read_dir(&self.dir).map_err(|e| io_error("listing snapshots", e))?;
