@@ -29,8 +29,8 @@ mod upgrade;
 
 pub use bookkeeping::SchemaStatus;
 pub(crate) use bookkeeping::{adopt, status};
-pub(crate) use normalize::convert_ids_to_binary;
 pub use m20260801_000002_add_sandkit_state_columns::RUNS_IDEMPOTENCY_INDEX;
+pub(crate) use normalize::convert_ids_to_binary;
 use sea_orm::sea_query::{Alias, IntoIden};
 use sea_orm_migration::prelude::DynIden;
 use sea_orm_migration::{MigrationTrait, MigratorTrait};
