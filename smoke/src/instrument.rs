@@ -14,7 +14,7 @@ use chrono::{DateTime, Utc};
 use sandkit_core::policies::FirewallRules;
 use sandkit_core::{
     Capabilities, Error, ExecSpec, LogStream, ProcessHandle, ProcessInfo, Provider,
-    ProviderSession, Result, SessionRef, SnapshotRef, StartSpec,
+    ProviderSession, Result, SessionRef, SnapshotInfo, SnapshotRef, StartSpec,
 };
 
 /// Environment variable naming the step at which a crash child stops.
@@ -146,6 +146,18 @@ impl Provider for Instrumented {
 
     async fn delete_snapshot(&self, snapshot: &SnapshotRef) -> Result<()> {
         self.inner.delete_snapshot(snapshot).await
+    }
+
+    fn planned_session(&self, name: &str) -> Option<SessionRef> {
+        self.inner.planned_session(name)
+    }
+
+    async fn discard_session(&self, session: &SessionRef) -> Result<()> {
+        self.inner.discard_session(session).await
+    }
+
+    async fn list_snapshots(&self) -> Result<Vec<SnapshotInfo>> {
+        self.inner.list_snapshots().await
     }
 }
 
