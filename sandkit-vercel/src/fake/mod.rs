@@ -390,6 +390,15 @@ impl FakeVercel {
             .map(state::Status::as_str)
     }
 
+    /// The ids of the sessions running now (not stopping, snapshotting or stopped).
+    pub fn running_sessions(&self) -> Vec<String> {
+        let mut inner = self.shared.lock();
+        let ids: Vec<String> = inner.model.sessions.keys().cloned().collect();
+        ids.into_iter()
+            .filter(|id| inner.model.session_status(id) == Some(state::Status::Running))
+            .collect()
+    }
+
     /// Content of a file in a session (`path` relative to `/vercel/sandbox` or absolute).
     pub fn file(&self, session_id: &str, path: &str) -> Option<String> {
         let inner = self.shared.lock();

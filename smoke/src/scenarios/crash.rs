@@ -225,6 +225,13 @@ async fn crash_and_recover(
         "the killed run recorded a snapshot"
     );
 
+    if let Some(fake) = ctx.fake() {
+        let running = fake.running_sessions();
+        ensure!(
+            running.is_empty(),
+            "sandboxes still run at the fake Vercel API after recovery: {running:?}"
+        );
+    }
     if let Some(session) = dead_session {
         match kit.provider().attach(&session).await {
             Err(e) if e.kind() == &ErrorKind::SessionUnavailable => {}
