@@ -259,3 +259,49 @@ fn ctrl_c_stops_the_command_journals_it_and_exits_130() {
 fn sigterm_stops_the_command_journals_it_and_exits_143() {
     signal_stops_the_run("TERM", 143, "sleep 3922");
 }
+
+/// A `session commit` killed mid-snapshot strands nothing: the session reopens, and a
+/// second `session commit` (another process) commits the work; `run` then sees it.
+#[test]
+fn a_session_commit_killed_mid_snapshot_can_be_retried() {
+    let home = Home::new();
+    assert_code(&home.run(&["session", "open", "ws"]), 0);
+    let wrote = home.run(&[
+        "session",
+        "exec",
+        "ws",
+        "--",
+        "sh",
+        "-c",
+        &format!("{BIG}; echo work > state.txt"),
+    ]);
+    assert_code(&wrote, 0);
+    let session_dir = sessions(&home)
+        .into_iter()
+        .next()
+        .expect("the session directory");
+    let meta = home
+        .sandkit_dir()
+        .join("local")
+        .join("sessions")
+        .join(session_dir)
+        .join("session.json");
+    let mut commit = home
+        .std_cmd()
+        .args(["session", "commit", "ws"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn commit");
+    wait_until("the snapshot to start", || {
+        std::fs::read_to_string(&meta).is_ok_and(|m| m.contains("\"snapshotting\""))
+    });
+    kill(&mut commit);
+
+    let retried = home.run(&["session", "commit", "ws"]);
+    assert_code(&retried, 0);
+    let next = home.run(&["run", "ws", "--", "cat", "state.txt"]);
+    assert_code(&next, 0);
+    assert_eq!(stdout(&next), "work\n", "the session's work was committed");
+    assert_eq!(sessions(&home), Vec::<String>::new());
+}

@@ -88,9 +88,12 @@ impl LocalSession {
     /// `SessionUnavailable`; an expired one is stopped now, then reported unavailable.
     pub(crate) async fn live(&self) -> Result<SessionMeta> {
         let paths = self.paths.clone();
-        let meta = blocking(move || meta::read(&paths))
+        let mut meta = blocking(move || meta::read(&paths))
             .await?
             .ok_or_else(|| session_gone(&self.id, "is stopped or unknown"))?;
+        if meta.state == SessionState::Snapshotting && !meta::snapshot_in_progress(&self.paths) {
+            meta = self.reopen_after_dead_snapshot().await?;
+        }
         if meta.state != SessionState::Live {
             return Err(session_gone(&self.id, "was snapshotted or stopped"));
         }
@@ -104,6 +107,26 @@ impl LocalSession {
         }
         *self.cached_expiry() = meta.expires_at;
         Ok(meta)
+    }
+
+    /// A session left `Snapshotting` by a process that died taking its snapshot (the
+    /// snapshot lock is free) is whole again — its processes were stopped, its files
+    /// untouched — so it is reopened, and a commit can be retried (a snapshot that did
+    /// complete is then referenced by nothing, and `gc` removes it).
+    async fn reopen_after_dead_snapshot(&self) -> Result<SessionMeta> {
+        let paths = self.paths.clone();
+        let reopened = self
+            .update(move |m| {
+                if m.state == SessionState::Snapshotting && !meta::snapshot_in_progress(&paths) {
+                    m.state = SessionState::Live;
+                }
+                Ok(m.clone())
+            })
+            .await?;
+        if reopened.state == SessionState::Live {
+            tracing::warn!(session = %self.id, "reopened a session whose snapshot was interrupted (its snapshotting process died)");
+        }
+        Ok(reopened)
     }
 
     async fn update<R: Send + 'static>(
