@@ -26,11 +26,7 @@ const WORKSPACE: &str = "bench";
 
 /// Runs the figure and prints one JSON line.
 pub fn run(args: &Args) -> Result<(), String> {
-    let given = args.required("sandkit")?;
-    // The CLI runs in the home directory, so a relative path must be resolved first.
-    let sandkit_bin = std::fs::canonicalize(given).map_err(|e| {
-        format!("--sandkit {given}: {e}; build it with `cargo build --release -p sandkit-cli`")
-    })?;
+    let sandkit_bin = sandkit_bin(args)?;
     let iterations = args.pick(20, 5);
     let home = tempfile::tempdir().map_err(|e| format!("temp dir: {e}"))?;
     let cli = Cli {
@@ -91,14 +87,25 @@ pub fn run(args: &Args) -> Result<(), String> {
     Ok(())
 }
 
+/// The `--sandkit` binary, as an absolute path.
+pub(crate) fn sandkit_bin(args: &Args) -> Result<PathBuf, String> {
+    let given = args.required("sandkit")?;
+    // The CLI runs in the home directory, so a relative path must be resolved first.
+    std::fs::canonicalize(given).map_err(|e| {
+        format!("--sandkit {given}: {e}; build it with `cargo build --release -p sandkit-cli`")
+    })
+}
+
 /// The `sandkit` binary on one home directory.
-struct Cli {
-    bin: PathBuf,
-    home: PathBuf,
+pub(crate) struct Cli {
+    pub(crate) bin: PathBuf,
+    pub(crate) home: PathBuf,
 }
 
 impl Cli {
-    fn command(&self, args: &[&str]) -> Command {
+    /// `sandkit --home <home> <args>`, run in the home directory, with no
+    /// `SANDKIT_*` or `RUST_LOG` variable of the caller's environment.
+    pub(crate) fn command(&self, args: &[&str]) -> Command {
         let mut cmd = Command::new(&self.bin);
         cmd.arg("--home")
             .arg(&self.home)

@@ -11,6 +11,7 @@
 //! sandkit-bench contention    [--quick]   4. 8 processes on one workspace (PostgreSQL)
 //! sandkit-bench cli --sandkit PATH [--quick]   6. `sandkit run ws -- true` wall time, RSS
 //! sandkit-bench memory        [--quick]   7. peak RSS: 10,000 listed, 1,000 handles
+//! sandkit-bench kill-recovery --sandkit PATH [--quick]   9. kill -9 of `sandkit run` → next success
 //! sandkit-bench report --results DIR --out FILE [--quick]
 //! sandkit-bench machine                   the machine note as JSON
 //! ```
@@ -28,6 +29,7 @@ mod contention;
 mod machine;
 mod memory;
 mod overhead;
+mod recovery;
 mod report;
 mod stats;
 mod stores;
@@ -39,7 +41,7 @@ use std::process::ExitCode;
 
 use args::Args;
 
-const USAGE: &str = "usage: sandkit-bench <overhead|vercel-calls|throughput|contention|cli|memory|report|machine> [--quick] [options]
+const USAGE: &str = "usage: sandkit-bench <overhead|vercel-calls|throughput|contention|cli|memory|kill-recovery|report|machine> [--quick] [options]
 (run everything with `cargo xtask bench`)";
 
 fn main() -> ExitCode {
@@ -63,6 +65,7 @@ fn main() -> ExitCode {
         }
         "cli" => cli_wall::run(&args),
         "memory" => memory::run(&args),
+        "kill-recovery" => recovery::run(&args),
         "contention" => contention::run(&args),
         async_task => block_on(async_task, &args),
     };

@@ -19,10 +19,11 @@ const USAGE: &str = "usage: cargo xtask bench [--quick] [--only N[,N…]] [--out
 
 figures: 1 durable command overhead   2 Vercel API calls      3 throughput
          4 contention (PostgreSQL)    5 local snapshots       6 CLI wall time and RSS
-         7 memory                     8 SeaORM statements per durable command";
+         7 memory                     8 SeaORM statements per durable command
+         9 kill -9 of `sandkit run` → next successful run, against the lease TTL";
 
 /// Figure numbers.
-const FIGURES: [u8; 8] = [1, 2, 3, 4, 5, 6, 7, 8];
+const FIGURES: [u8; 9] = [1, 2, 3, 4, 5, 6, 7, 8, 9];
 
 struct Options {
     quick: bool,
@@ -50,7 +51,7 @@ fn parse(args: &[String]) -> Result<Options, String> {
                     .collect::<Option<Vec<u8>>>()
                     .ok_or_else(|| {
                         format!(
-                            "--only {list:?}: use figure numbers 1–8, comma-separated\n\n{USAGE}"
+                            "--only {list:?}: use figure numbers 1–9, comma-separated\n\n{USAGE}"
                         )
                     })?;
             }
@@ -197,15 +198,7 @@ fn steps(n: u8, quick: bool, bin: &Path) -> Vec<Step> {
             "--runs",
             pick("5", "2"),
         ])],
-        6 => {
-            let sandkit = bin.join("sandkit");
-            let mut step = bench_step(bin, "cli", &[], quick);
-            step.cmd.arg("--sandkit").arg(&sandkit);
-            step.shown = step
-                .shown
-                .replacen(" cli", " cli --sandkit target/release/sandkit", 1);
-            vec![step]
-        }
+        6 => vec![cli_step(bin, "cli", quick)],
         7 => vec![bench_step(bin, "memory", &[], quick)],
         8 => {
             // The store bench: every dialect, then SQLite without flushes (the baseline).
@@ -229,8 +222,21 @@ fn steps(n: u8, quick: bool, bin: &Path) -> Vec<Step> {
                 store_bench(&["--dialect", "sqlite", "--sqlite-synchronous", "normal"]),
             ]
         }
+        9 => vec![cli_step(bin, "kill-recovery", quick)],
         _ => Vec::new(),
     }
+}
+
+/// A bench task that drives the release `sandkit` binary.
+fn cli_step(bin: &Path, task: &str, quick: bool) -> Step {
+    let mut step = bench_step(bin, task, &[], quick);
+    step.cmd.arg("--sandkit").arg(bin.join("sandkit"));
+    step.shown = step.shown.replacen(
+        &format!(" {task}"),
+        &format!(" {task} --sandkit target/release/sandkit"),
+        1,
+    );
+    step
 }
 
 fn load_average() -> String {
@@ -378,10 +384,12 @@ mod tests {
     #[test]
     fn options_select_figures_and_refuse_unknown_ones() {
         let all = parse(&[]).expect("no options");
-        assert_eq!((all.quick, all.only.len()), (false, 8));
+        assert_eq!((all.quick, all.only.len()), (false, 9));
         let some = parse(&strings(&["--quick", "--only", "1,7"])).expect("valid");
         assert_eq!((some.quick, some.only), (true, vec![1, 7]));
-        assert!(parse(&strings(&["--only", "9"])).is_err());
+        assert_eq!(parse(&strings(&["--only", "9"])).expect("valid").only, [9]);
+        assert!(parse(&strings(&["--only", "10"])).is_err());
+        assert!(parse(&strings(&["--only", "0"])).is_err());
         assert!(parse(&strings(&["--only"])).is_err());
         assert!(parse(&strings(&["--fast"])).is_err());
     }
@@ -398,6 +406,11 @@ mod tests {
             steps(6, false, bin)[0]
                 .shown
                 .contains("--sandkit target/release/sandkit")
+        );
+        assert!(
+            steps(9, true, bin)[0]
+                .shown
+                .ends_with("kill-recovery --sandkit target/release/sandkit --quick")
         );
     }
 }

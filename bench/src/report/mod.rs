@@ -3,7 +3,10 @@
 //! `cargo xtask bench` stores, per figure N, `figN.jsonl` (the JSON lines the
 //! benchmark printed) and `figN.meta` (`key=value` lines: `command`, `runs`,
 //! `started_unix`, `wall_s`, `load_before`, `load_after`, `mode`, `status`). A figure
-//! without results is listed as not measured.
+//! that has never run here (no results, no meta) keeps its section and summary rows
+//! from the file being replaced, verbatim, when that file has them — so `--only N`
+//! keeps the other figures even where their stored results are gone (another checkout,
+//! a cleaned `target/`); otherwise it is listed as not measured.
 
 mod core_figures;
 mod format;
@@ -18,7 +21,7 @@ use crate::args::Args;
 use format::{table, verdict};
 
 /// Every figure: number, title and renderer.
-const FIGURES: [(u8, &str, Renderer); 8] = [
+const FIGURES: [(u8, &str, Renderer); 9] = [
     (1, "Durable command overhead", overhead::overhead),
     (
         2,
@@ -50,6 +53,11 @@ const FIGURES: [(u8, &str, Renderer); 8] = [
         8,
         "SeaORM store: statements per durable command",
         process_figures::store_statements,
+    ),
+    (
+        9,
+        "Recovery: `kill -9` of `sandkit run` to the next successful run",
+        process_figures::recovery,
     ),
 ];
 
@@ -139,7 +147,17 @@ pub fn run(args: &Args) -> Result<(), String> {
         .iter()
         .map(|(n, _, _)| load(dir, *n))
         .collect::<Result<_, _>>()?;
-    let text = render(&figures, args.quick, &crate::machine::note());
+    let previous = match std::fs::read_to_string(out) {
+        Ok(text) => Some(text),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+        Err(e) => return Err(format!("cannot read {out}: {e}")),
+    };
+    let text = render(
+        &figures,
+        args.quick,
+        &crate::machine::note(),
+        previous.as_deref(),
+    );
     std::fs::write(out, text).map_err(|e| format!("cannot write {out}: {e}"))?;
     eprintln!("sandkit-bench: wrote {out}");
     Ok(())
@@ -217,13 +235,46 @@ fn provenance(n: u8, meta: &Meta) -> String {
     out
 }
 
-/// The whole document.
-fn render(figures: &[Figure], quick: bool, machine: &Value) -> String {
+/// A figure's section in an earlier report: its text after the heading (up to the
+/// next `## ` heading) and its rows of the summary table, split into cells.
+fn previous_section(previous: &str, n: u8, title: &str) -> Option<(String, Vec<Vec<String>>)> {
+    let heading = format!("## {n}. {title}\n\n");
+    let start = if previous.starts_with(&heading) {
+        heading.len()
+    } else {
+        previous.find(&format!("\n{heading}"))? + 1 + heading.len()
+    };
+    let rest = &previous[start..];
+    let text = rest[..rest.find("\n## ").map_or(rest.len(), |i| i + 1)].to_owned();
+    let summary = previous
+        .split("\n## ")
+        .find(|s| s.starts_with("Summary\n"))
+        .unwrap_or_default();
+    let rows = summary
+        .lines()
+        .filter_map(|l| l.strip_prefix("| ")?.strip_suffix(" |"))
+        .map(|l| l.split(" | ").map(str::to_owned).collect::<Vec<_>>())
+        .filter(|cells| cells.first().is_some_and(|c| *c == n.to_string()))
+        .collect();
+    Some((text, rows))
+}
+
+/// The whole document; `previous` is the report it replaces, if any.
+fn render(figures: &[Figure], quick: bool, machine: &Value, previous: Option<&str>) -> String {
     let mut body = String::new();
     let mut summary = Vec::new();
     for ((n, title, renderer), figure) in FIGURES.iter().zip(figures) {
         body.push_str(&format!("## {n}. {title}\n\n"));
         let failed = figure.meta.status.as_deref().filter(|s| *s != "ok");
+        let never_ran = figure.lines.is_empty() && figure.meta.status.is_none();
+        if let Some((text, rows)) = previous
+            .filter(|_| never_ran)
+            .and_then(|p| previous_section(p, *n, title))
+        {
+            body.push_str(&text);
+            summary.extend(rows);
+            continue;
+        }
         if figure.lines.is_empty() {
             let why = failed.map_or_else(
                 || "not measured yet".to_owned(),
@@ -301,11 +352,63 @@ mod tests {
         assert!(provenance(8, &meta).contains("load average 1 2 3 before, 4 5 6 after"));
     }
 
+    fn no_results() -> Vec<Figure> {
+        FIGURES.iter().map(|_| Figure::default()).collect()
+    }
+
     #[test]
     fn a_missing_figure_is_reported_as_not_measured() {
-        let figures: Vec<Figure> = (0..8).map(|_| Figure::default()).collect();
-        let text = render(&figures, false, &json!({"cpus": 2}));
+        let text = render(&no_results(), false, &json!({"cpus": 2}), None);
         assert!(text.contains("No results: not measured yet. Run `cargo xtask bench --only 3`."));
         assert!(text.contains("## Summary"));
+    }
+
+    /// Stored results of figures 7 and 9 (the last one) from a fake run.
+    fn measured() -> Vec<Figure> {
+        let mut figures = no_results();
+        let meta = || Meta::parse("command=cargo xtask bench --only N\nstatus=ok\nmode=full\n");
+        let summary = |m: f64| json!({"median": m, "min": m, "max": m, "q1": m, "q3": m});
+        figures[6] = Figure {
+            lines: vec![
+                json!({"peak_rss_mib": summary(20.0), "baseline_rss_mib": summary(10.0),
+                "workspaces": 10, "handles": 1, "ratio": 2.0, "delta_mib": 10.0,
+                "kib_per_listed_workspace": 1.0}),
+            ],
+            meta: meta(),
+            profile: None,
+        };
+        figures[8] = Figure {
+            lines: vec![json!({"iterations": 3, "lease_ttl_s": 30.0,
+                "kill_to_success_ms": summary(40.0), "baseline_ms": summary(20.0),
+                "extra_ms": summary(20.0), "kill_and_reap_ms": summary(0.5),
+                "ratio_baseline": 2.0, "ratio_ttl": 0.001, "busy_answers": 0,
+                "killed_run_not_interrupted": 0, "sleepers_left": 0})],
+            meta: meta(),
+            profile: None,
+        };
+        figures
+    }
+
+    #[test]
+    fn figures_that_never_ran_here_keep_their_earlier_text_and_summary_rows() {
+        let machine = json!({"cpus": 2});
+        let full = render(&measured(), false, &machine, None);
+        assert!(full.contains("| 9 | Recovery"), "{full}");
+        assert!(full.contains("| 7 | Memory"), "{full}");
+        // Nothing stored: the earlier report comes back unchanged.
+        assert_eq!(render(&no_results(), false, &machine, Some(&full)), full);
+        // Figure 7 re-measured: the rest (9, the last section) is kept verbatim.
+        let mut only_seven = no_results();
+        only_seven[6] = measured().remove(6);
+        assert_eq!(render(&only_seven, false, &machine, Some(&full)), full);
+        // A figure whose run failed says so instead of showing the earlier text.
+        let mut failed = no_results();
+        failed[8].meta = Meta::parse("status=exit 1\n");
+        let text = render(&failed, false, &machine, Some(&full));
+        assert!(
+            text.contains("No results: the last run failed (exit 1)"),
+            "{text}"
+        );
+        assert!(text.contains("| 7 | Memory"), "{text}");
     }
 }
