@@ -330,7 +330,13 @@ mod tests {
             .spawn()
             .expect("sleep runs");
         let pid = i32::try_from(child.id()).expect("pid");
-        let found = sleepers(&home);
+        // The child shows `sleep 600` only once it has exec'd: wait for that (bounded).
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        let mut found = sleepers(&home);
+        while found.is_empty() && std::time::Instant::now() < deadline {
+            std::thread::sleep(std::time::Duration::from_millis(5));
+            found = sleepers(&home);
+        }
         let elsewhere = tempfile::tempdir().expect("temp dir");
         let other = sleepers(elsewhere.path());
         child.kill().expect("kill");
