@@ -7,7 +7,7 @@
 //!
 //! Providers declare what they can do in [`Capabilities`]; Sandkit validates every
 //! request against them *before* calling the provider, and a provider that cannot
-//! enforce a policy fails closed with [`ErrorKind::Unsupported`](crate::ErrorKind::Unsupported).
+//! enforce a policy fails closed with [`ErrorKind::Unsupported`].
 //! Every provider passes `sandkit_testkit::provider_suite` for what it declares.
 
 use std::fmt;
