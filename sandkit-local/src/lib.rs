@@ -108,6 +108,7 @@
 
 mod background;
 mod errors;
+mod expiry;
 mod foreground;
 mod fsat;
 mod launch;

@@ -15,6 +15,7 @@ use sandkit_policies::FirewallRules;
 
 use crate::background::{self, SUPERVISOR, SUPERVISOR_NAME, Watch};
 use crate::errors::{blocking, io_error, session_gone};
+use crate::expiry;
 use crate::foreground;
 use crate::launch::{self, Isolation};
 use crate::layout::{SessionPaths, new_id};
@@ -402,6 +403,13 @@ impl ProviderSession for LocalSession {
             group: record.group(),
         };
         self.register(record).await?;
+        let (paths, group) = (self.paths.clone(), watch.group);
+        let (expires_at, grace) = (launch.meta.expires_at, self.inner.kill_grace);
+        blocking(move || {
+            expiry::watch(&paths, group, expires_at, grace)
+                .map_err(|e| io_error("starting the session's expiry watchdog", e))
+        })
+        .await?;
         tracing::debug!(session = %self.id, process = %id, command = %spec.command, policy = ?launch.meta.policy, "spawn");
         // Reap the supervisor while this OS process lives; record how it ended if it
         // could not (killed by SIGKILL).
@@ -566,6 +574,12 @@ impl ProviderSession for LocalSession {
             })
             .await?;
         *self.cached_expiry() = expires_at;
+        let paths = self.paths.clone();
+        blocking(move || {
+            expiry::extend(&paths, expires_at)
+                .map_err(|e| io_error("moving the session's expiry deadline", e))
+        })
+        .await?;
         Ok(expires_at)
     }
 }

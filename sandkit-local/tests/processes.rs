@@ -134,7 +134,42 @@ async fn processes_left_behind_by_a_command_end_with_the_session() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_expired_session_is_stopped_on_the_next_touch() {
+async fn an_expired_session_stops_its_processes_without_any_call() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = provider(dir.path());
+    let mut spec = common::fresh("local-tests");
+    spec.timeout = Duration::from_secs(1);
+    let s = start_with(&p, spec).await;
+    // A child that ignores SIGTERM: the watchdog must escalate to SIGKILL.
+    let bg = s
+        .spawn(shell("trap '' TERM; echo $$; sleep 60 & wait"))
+        .await
+        .unwrap();
+    let pid = first_output_line(&*s, &bg.id).await;
+    assert!(process_running(pid));
+    // Nothing touches the session: its watchdog alone stops the processes.
+    let waited = std::time::Instant::now();
+    while process_running(pid) && waited.elapsed() < Duration::from_secs(10) {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(
+        !process_running(pid),
+        "the expired session's processes were stopped by its watchdog"
+    );
+    assert!(
+        waited.elapsed() >= Duration::from_millis(300),
+        "stopped before the session expired"
+    );
+    let err = s.exec(shell("echo late")).await.unwrap_err();
+    assert_eq!(err.kind(), &ErrorKind::SessionUnavailable, "{err}");
+    let err = sandkit_core::Provider::attach(&p, &s.session_ref())
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), &ErrorKind::SessionUnavailable);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_extended_session_keeps_its_processes_past_the_first_deadline() {
     let dir = tempfile::tempdir().unwrap();
     let p = provider(dir.path());
     let mut spec = common::fresh("local-tests");
@@ -142,18 +177,14 @@ async fn an_expired_session_is_stopped_on_the_next_touch() {
     let s = start_with(&p, spec).await;
     let bg = s.spawn(shell("echo $$; exec sleep 60")).await.unwrap();
     let pid = first_output_line(&*s, &bg.id).await;
-    tokio::time::sleep(Duration::from_millis(1200)).await;
-    assert!(process_running(pid), "nothing reaps without a touch");
-    let err = s.exec(shell("echo late")).await.unwrap_err();
-    assert_eq!(err.kind(), &ErrorKind::SessionUnavailable, "{err}");
+    s.extend(Duration::from_secs(60)).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(2500)).await;
     assert!(
-        !process_running(pid),
-        "the expired session's processes were stopped"
+        process_running(pid),
+        "the extension moved the watchdog's deadline"
     );
-    let err = sandkit_core::Provider::attach(&p, &s.session_ref())
-        .await
-        .unwrap_err();
-    assert_eq!(err.kind(), &ErrorKind::SessionUnavailable);
+    s.stop().await.unwrap();
+    assert!(!process_running(pid));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
