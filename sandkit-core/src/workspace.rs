@@ -125,10 +125,27 @@ impl Workspace {
         Ok(&self.record)
     }
 
-    /// The live lease, if any. Reading never changes anything.
+    /// The live lease, if any. Reading never changes anything: a lease that expired
+    /// or whose holder died reads as `None` here and is recovered by the next
+    /// operation (or by [`recover`](Self::recover)).
     pub async fn lease(&self) -> Result<Option<LeaseInfo>> {
         let ws = self.inner().load(self.id()).await?;
         Ok(ws.live_lease(now()).map(LeaseInfo::from_lease))
+    }
+
+    /// Recovers a lease that expired or whose holder died, now: its run is marked
+    /// interrupted and its provider session stopped, so nothing of it still runs.
+    /// Returns whether there was one. Other operations do this on their own; call it
+    /// when a status must be the whole truth (`sandkit session status` does).
+    pub async fn recover(&self) -> Result<bool> {
+        let ws = self.inner().load(self.id()).await?;
+        match &ws.lease {
+            Some(lease) if !lease.is_live(now()) => {
+                self.inner().release_expired(&ws).await?;
+                Ok(true)
+            }
+            _ => Ok(false),
+        }
     }
 
     /// Replaces the durable default policy (explicit secrets are refused). Applies to

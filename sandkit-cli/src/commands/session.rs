@@ -50,7 +50,11 @@ pub async fn run(ctx: &Context, command: SessionCommand) -> Result<i32> {
             }
         }
         SessionCommand::Status { workspace } => {
-            let lease = kit.workspace(&workspace).await?.lease().await?;
+            let ws = kit.workspace(&workspace).await?;
+            // An expired lease is recovered first, so "no live session" is only said
+            // once nothing of the session runs.
+            ws.recover().await?;
+            let lease = ws.lease().await?;
             if ctx.json {
                 json(&value!({ "workspace": workspace, "lease": lease }))?;
             } else {
