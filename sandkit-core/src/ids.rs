@@ -146,6 +146,12 @@ pub(crate) fn session_name() -> String {
     format!("sandkit-{}", uuid::Uuid::new_v4().simple())
 }
 
+/// The name of the sandbox a setup build under claim `token` starts: derived from the
+/// claim, so whoever takes over an abandoned claim knows what the dead builder left.
+pub(crate) fn setup_session_name(token: &LeaseToken) -> String {
+    format!("sandkit-{}", token.as_str())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -189,19 +189,25 @@ impl Inner {
                 "recovering an expired lease"
             );
         }
-        let Some(session) = &old.session else {
-            return;
-        };
+        if let Some(session) = &old.session {
+            self.discard_left_session(session, &format!("workspace {}", ws.id))
+                .await;
+        }
+    }
+
+    /// Best-effort discard of a session a dead holder left (bounded in time; failures
+    /// are logged: the provider's own timeout ends the session in the worst case).
+    pub(crate) async fn discard_left_session(&self, session: &crate::SessionRef, owner: &str) {
         let discard = self.provider.discard_session(session);
         match tokio::time::timeout(CLEANUP_TIMEOUT, discard).await {
             Ok(Ok(())) => {
-                info!(workspace = %ws.id, session = %session.id, "discarded the dead holder's session")
+                info!(owner, session = %session.id, "discarded the dead holder's session")
             }
             Ok(Err(e)) => {
-                warn!(workspace = %ws.id, session = %session.id, error = %e, "could not discard the dead holder's session")
+                warn!(owner, session = %session.id, error = %e, "could not discard the dead holder's session")
             }
             Err(_) => {
-                warn!(workspace = %ws.id, session = %session.id, "discarding the dead holder's session timed out")
+                warn!(owner, session = %session.id, "discarding the dead holder's session timed out")
             }
         }
     }

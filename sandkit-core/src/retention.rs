@@ -45,6 +45,9 @@ pub struct GcReport {
     pub dry_run: bool,
     /// How many of `deleted` nothing referenced (see the module docs).
     pub unreferenced: usize,
+    /// Setup builds abandoned by a builder that died, whose sandbox and claim were
+    /// discarded (or would be, in a dry run).
+    pub abandoned_setups: usize,
 }
 
 impl Sandkit {
@@ -75,6 +78,7 @@ impl Sandkit {
             }
         }
         self.inner.sweep_unreferenced(dry_run, &mut report).await?;
+        report.abandoned_setups = self.inner.sweep_abandoned_setups(dry_run).await?;
         Ok(report)
     }
 }

@@ -90,6 +90,9 @@ impl Inner {
                     match self.store.update_setup(&next, record.revision).await {
                         Ok(()) => {
                             next.revision = record.revision + 1;
+                            if let Some(dead) = &record.build {
+                                self.discard_dead_build(&def.id, dead).await;
+                            }
                             return self.build_setup(next).await;
                         }
                         Err(e) if e.kind() == &ErrorKind::Conflict => continue,
@@ -130,6 +133,54 @@ impl Inner {
         self.ensure_setup().await
     }
 
+    /// Discards the sandbox an abandoned build claim started (its builder died or
+    /// stalled past the claim's expiry), found by the name derived from its token.
+    pub(crate) async fn discard_dead_build(&self, setup: &str, dead: &SetupBuild) {
+        let name = crate::ids::setup_session_name(&dead.token);
+        if let Some(session) = self.provider.planned_session(&name) {
+            warn!(setup, holder = %dead.holder, "taking over an abandoned setup build");
+            self.discard_left_session(&session, &format!("setup {setup}"))
+                .await;
+        }
+    }
+
+    /// Ends setup builds whose builder died (claim expired, no snapshot): discards the
+    /// sandbox each left, then the claim, so the next use builds afresh. Returns how
+    /// many there were (in a dry run, how many there are).
+    pub(crate) async fn sweep_abandoned_setups(&self, dry_run: bool) -> Result<usize> {
+        let setups = match self.store.list_setups().await {
+            Ok(setups) => setups,
+            Err(e) if e.kind() == &ErrorKind::Unsupported => return Ok(0),
+            Err(e) => return Err(e),
+        };
+        let at = now();
+        let mut swept = 0;
+        for record in setups {
+            let Some(dead) = record
+                .build
+                .as_ref()
+                .filter(|b| b.expires_at <= at && record.snapshot.is_none())
+            else {
+                continue;
+            };
+            if dry_run {
+                swept += 1;
+                continue;
+            }
+            // The sandbox first: a claim deleted first would lose the name.
+            self.discard_dead_build(&record.id, dead).await;
+            // `false`: someone took the claim over meanwhile; it is theirs now.
+            if self
+                .store
+                .delete_setup(&record.id, Some(record.revision))
+                .await?
+            {
+                swept += 1;
+            }
+        }
+        Ok(swept)
+    }
+
     /// Runs the setup command under our build claim and records its snapshot.
     async fn build_setup(self: &Arc<Self>, record: SetupRecord) -> Result<SnapshotRef> {
         let def = self.setup_def()?;
@@ -140,7 +191,11 @@ impl Inner {
             self.config.heartbeat_interval,
             setup_renewal(self.clone(), shared.clone()),
         );
-        let built = self.run_setup_command(def).instrument(span.clone()).await;
+        let name = crate::ids::setup_session_name(&record_token(&shared));
+        let built = self
+            .run_setup_command(def, name)
+            .instrument(span.clone())
+            .await;
         heartbeat.stop().await;
         let mut record = lock(&shared).clone();
         let expected = record.revision;
@@ -172,7 +227,7 @@ impl Inner {
         }
     }
 
-    async fn run_setup_command(&self, def: &SetupDef) -> Result<SnapshotRef> {
+    async fn run_setup_command(&self, def: &SetupDef, name: String) -> Result<SnapshotRef> {
         self.provider
             .capabilities()
             .check_policy(self.provider.id(), &def.policy)?;
@@ -189,7 +244,7 @@ impl Inner {
                 ports: Vec::new(),
                 timeout: self.config.default_sandbox_timeout,
                 vcpus: None,
-                name: None,
+                name: Some(name),
             })
             .await?;
         let exec = ExecSpec {
@@ -232,6 +287,14 @@ impl Inner {
         }
         session.snapshot().await
     }
+}
+
+/// The token of the build claim in `record`.
+fn record_token(record: &Mutex<SetupRecord>) -> LeaseToken {
+    lock(record)
+        .build
+        .as_ref()
+        .map_or_else(LeaseToken::generate, |b| b.token.clone())
 }
 
 fn lock(record: &Mutex<SetupRecord>) -> std::sync::MutexGuard<'_, SetupRecord> {

@@ -185,3 +185,72 @@ async fn concurrent_first_uses_build_the_setup_once() {
     // 8 commands + exactly 1 setup command.
     assert_eq!(rig.provider.calls().execs, 9);
 }
+
+/// A setup build whose builder died: its claim expired, its sandbox (named after the
+/// claim's token) still runs.
+async fn abandoned_build(rig: &Rig, kit: &Sandkit) {
+    use sandkit_core::{LeaseToken, Provider, SetupBuild, SetupRecord};
+    let token = LeaseToken::generate();
+    let mut spec = sandkit_testkit::provider_suite::fresh("sandkit-setup");
+    spec.name = Some(format!("sandkit-{}", token.as_str()));
+    let left = rig.provider.start(spec).await.expect("start");
+    std::mem::forget(left);
+    let at = sandkit_core::now();
+    let record = SetupRecord {
+        id: kit.setup_id().expect("setup configured").to_owned(),
+        snapshot: None,
+        build: Some(SetupBuild {
+            token,
+            holder: "gone-host:1:dead".to_owned(),
+            expires_at: at - chrono::Duration::seconds(1),
+        }),
+        revision: 0,
+        created_at: at,
+        updated_at: at,
+    };
+    assert!(
+        rig.store()
+            .put_setup_if_absent(&record)
+            .await
+            .expect("claim")
+    );
+    assert_eq!(rig.provider.alive_sessions(), 1);
+}
+
+#[tokio::test]
+async fn taking_over_an_abandoned_setup_build_discards_its_sandbox() {
+    let rig = Rig::new();
+    let kit = rig.kit_with_setup(setup("echo once > s"));
+    abandoned_build(&rig, &kit).await;
+    let ws = new_ws(&kit).await;
+    let r = run(&ws, "cat s").await;
+    assert_eq!(r.stdout, "once\n");
+    assert_eq!(
+        rig.provider.alive_sessions(),
+        0,
+        "the dead builder's sandbox was discarded by the takeover"
+    );
+    assert!(setup_snapshot(&rig, &kit).await.is_some());
+}
+
+#[tokio::test]
+async fn gc_ends_abandoned_setup_builds() {
+    let rig = Rig::new();
+    let kit = rig.kit_with_setup(setup("echo once > s"));
+    abandoned_build(&rig, &kit).await;
+    let dry = kit.gc(true).await.expect("gc --dry-run");
+    assert_eq!(dry.abandoned_setups, 1);
+    assert_eq!(
+        rig.provider.alive_sessions(),
+        1,
+        "a dry run changes nothing"
+    );
+    let report = kit.gc(false).await.expect("gc");
+    assert_eq!(report.abandoned_setups, 1);
+    assert_eq!(rig.provider.alive_sessions(), 0);
+    let id = kit.setup_id().expect("id");
+    assert!(rig.store().get_setup(id).await.expect("get").is_none());
+    // The next use builds afresh.
+    let ws = new_ws(&kit).await;
+    assert_eq!(run(&ws, "cat s").await.stdout, "once\n");
+}

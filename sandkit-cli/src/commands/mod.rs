@@ -117,6 +117,13 @@ pub async fn gc(ctx: &Context, dry_run: bool) -> Result<i32> {
         report.unreferenced,
         report.kept
     );
+    if report.abandoned_setups > 0 {
+        let verb = if dry_run { "would end" } else { "ended" };
+        eprintln!(
+            "sandkit: {verb} {} setup build(s) abandoned by a builder that died (its sandbox              and claim; the next use builds afresh)",
+            report.abandoned_setups
+        );
+    }
     Ok(if report.failed.is_empty() { 0 } else { 1 })
 }
 
