@@ -88,12 +88,30 @@ impl Inner {
             };
             let at = now();
             let mut batch = WriteBatch::default();
-            if let Some(old) = &ws.lease {
+            let mut ws = ws;
+            if let Some(old) = ws.lease.clone() {
                 if old.is_live(at) {
-                    return Err(busy_error(&ws, old));
+                    return Err(busy_error(&ws, &old));
                 }
-                if let Some(finish) = interrupted_finish(old) {
+                if let Some(finish) = interrupted_finish(&old) {
                     batch = batch.run(finish);
+                }
+                // A session whose commit died after its snapshot: finish that commit
+                // first, so the work is kept and this lease starts from it.
+                if let (Some(snapshot), Some(session)) = (
+                    self.snapshot_of_dead_commit(&ws, &old).await,
+                    old.session.as_ref(),
+                ) {
+                    let run = crate::session::session_run(
+                        &ws,
+                        &old,
+                        self.provider.id(),
+                        &session.id,
+                        &snapshot,
+                    );
+                    batch = batch.run(RunWrite::Insert(run));
+                    warn!(workspace = %id, snapshot = %snapshot.id, "finishing the commit of a session whose committing process died after its snapshot");
+                    ws.head = Some(snapshot);
                 }
             }
             let lease = Lease {
@@ -145,29 +163,72 @@ impl Inner {
 
     /// Releases an expired lease without taking a new one (used when an operation
     /// finds a dead session and only needs the workspace back at its head).
-    pub(crate) async fn release_expired(&self, ws: &WorkspaceRecord) -> Result<()> {
+    ///
+    /// A session whose commit died between its snapshot and the store write has its
+    /// commit finished here: the snapshot it ended with becomes the head (journaled as
+    /// a `session` run), and is returned.
+    pub(crate) async fn release_expired(
+        &self,
+        ws: &WorkspaceRecord,
+    ) -> Result<Option<SnapshotRef>> {
         let Some(old) = &ws.lease else {
-            return Ok(());
+            return Ok(None);
         };
+        let finished = self.snapshot_of_dead_commit(ws, old).await;
         let mut record = ws.clone();
         record.lease = None;
         record.updated_at = now();
+        if let Some(snapshot) = &finished {
+            record.head = Some(snapshot.clone());
+        }
         let mut batch = WriteBatch::workspace(WorkspaceWrite::Update {
             record,
             expected_revision: ws.revision,
         });
-        if let Some(finish) = interrupted_finish(old) {
+        if let (Some(snapshot), Some(session)) = (&finished, &old.session) {
+            let run =
+                crate::session::session_run(ws, old, self.provider.id(), &session.id, snapshot);
+            batch = batch.run(RunWrite::Insert(run));
+        } else if let Some(finish) = interrupted_finish(old) {
             batch = batch.run(finish);
         }
         match self.store.apply(batch).await {
             Ok(()) => {
                 self.cleanup_expired(ws, old).await;
-                info!(workspace = %ws.id, "expired lease released; workspace keeps its head");
-                Ok(())
+                match &finished {
+                    Some(snapshot) => {
+                        warn!(workspace = %ws.id, snapshot = %snapshot.id, "finished the commit of a session whose committing process died after its snapshot")
+                    }
+                    None => {
+                        info!(workspace = %ws.id, "expired lease released; workspace keeps its head")
+                    }
+                }
+                Ok(finished)
             }
             // Someone else recovered or re-acquired it first: fine.
-            Err(e) if e.kind() == &ErrorKind::Conflict => Ok(()),
+            Err(e) if e.kind() == &ErrorKind::Conflict => Ok(None),
             Err(e) => Err(e),
+        }
+    }
+
+    /// The snapshot a dead session lease's session ended with (its commit died before
+    /// recording it), unless it already is the head. Lookup failures are logged and
+    /// read as none: the lease is released either way.
+    async fn snapshot_of_dead_commit(
+        &self,
+        ws: &WorkspaceRecord,
+        old: &Lease,
+    ) -> Option<SnapshotRef> {
+        let session = old
+            .session
+            .as_ref()
+            .filter(|_| old.kind == LeaseKind::Session)?;
+        match self.provider.find_session_snapshot(session).await {
+            Ok(found) => found.filter(|s| ws.head.as_ref() != Some(s)),
+            Err(e) => {
+                warn!(workspace = %ws.id, session = %session.id, error = %e, "could not look for the snapshot of a dead session");
+                None
+            }
         }
     }
 

@@ -391,6 +391,15 @@ pub trait Provider: Send + Sync + fmt::Debug {
         )))
     }
 
+    /// The snapshot `session` ended with, when it ended by one: found after the process
+    /// that took it died before recording it (between a session's snapshot and its
+    /// commit), so recovery can finish that commit instead of losing the work.
+    /// `Ok(None)` (the default): no such snapshot, or the provider cannot tell.
+    async fn find_session_snapshot(&self, session: &SessionRef) -> Result<Option<SnapshotRef>> {
+        let _ = session;
+        Ok(None)
+    }
+
     /// Stops every process of `session` and removes everything it holds, in whatever
     /// state a dead holder left it: being created, live, snapshotting or stopped.
     /// Succeeds when nothing is left, including when the session never existed.

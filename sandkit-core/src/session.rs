@@ -19,7 +19,9 @@ use tracing::{Instrument, info, info_span, warn};
 use crate::error::{Error, ErrorKind, Result};
 use crate::ids::{LeaseToken, WorkspaceId};
 use crate::lease::{AcquireRequest, Heartbeat, workspace_renewal};
-use crate::model::{LeaseKind, RunKind, RunRecord, RunStatus, WorkspaceRecord, now};
+use crate::model::{
+    Lease, LeaseKind, RunKind, RunRecord, RunStatus, SnapshotRef, WorkspaceRecord, now,
+};
 use crate::output::{CommandResult, LogBuffer};
 use crate::provider::{LogStream, ProcessInfo, ProviderSession};
 use crate::sandkit::Inner;
@@ -149,6 +151,33 @@ impl Workspace {
     /// there is none; a session whose lease expired or whose sandbox is gone is released
     /// (the workspace keeps its head) and reported as `NoActiveSession`.
     pub async fn attach_session(&self) -> Result<Session> {
+        match self.attach_or_finish().await? {
+            Attach::Live(session) => Ok(session),
+            Attach::Finished(snapshot) => Err(Error::no_active_session(format!(
+                "There is no active sandbox session to attach for workspace {}: it was being \
+                 committed by a process that died after taking its snapshot, and that commit \
+                 is now finished (snapshot {} is the head); open a new session",
+                self.id(),
+                snapshot.id
+            ))),
+        }
+    }
+
+    /// Commits the live session from any process: [`attach_session`](Self::attach_session)
+    /// then [`Session::commit`]. Safe to retry after a crash: when the process that was
+    /// committing died after the provider took the snapshot, this finishes that commit
+    /// (the snapshot becomes the head) instead of failing or taking another.
+    pub async fn commit_session(&self) -> Result<()> {
+        match self.attach_or_finish().await? {
+            Attach::Live(session) => session.commit().await,
+            Attach::Finished(snapshot) => {
+                info!(workspace = %self.id(), snapshot = %snapshot.id, "session commit finished by recovery");
+                Ok(())
+            }
+        }
+    }
+
+    async fn attach_or_finish(&self) -> Result<Attach> {
         let inner = self.inner().clone();
         let ws = inner.load(self.id()).await?;
         let none = |why: &str| {
@@ -164,7 +193,9 @@ impl Workspace {
             return Err(none(" (a durable command holds it)"));
         }
         if !lease.is_live(now()) {
-            inner.release_expired(&ws).await?;
+            if let Some(snapshot) = inner.release_expired(&ws).await? {
+                return Ok(Attach::Finished(snapshot));
+            }
             return Err(none(
                 " (its lease expired; the workspace keeps its last commit)",
             ));
@@ -178,17 +209,19 @@ impl Workspace {
         match inner.provider.attach(session_ref).await {
             Ok(provider_session) => {
                 info!(workspace = %ws.id, session = %session_ref.id, "session attached");
-                Ok(Session::new(
+                Ok(Attach::Live(Session::new(
                     inner,
                     ws.id.clone(),
                     lease.token.clone(),
                     provider_session,
                     None,
-                ))
+                )))
             }
             Err(e) if e.kind() == &ErrorKind::SessionUnavailable => {
                 warn!(workspace = %ws.id, session = %session_ref.id, error = %e, "session lost at the provider; releasing its lease");
-                inner.release_expired(&ws).await?;
+                if let Some(snapshot) = inner.release_expired(&ws).await? {
+                    return Ok(Attach::Finished(snapshot));
+                }
                 Err(none(
                     " (its sandbox is gone at the provider; the workspace keeps its last commit)",
                 ))
@@ -196,6 +229,13 @@ impl Workspace {
             Err(e) => Err(e),
         }
     }
+}
+
+/// What attaching found: the live session, or a commit left half done by a dead
+/// process, now finished with this snapshot as the head.
+enum Attach {
+    Live(Session),
+    Finished(SnapshotRef),
 }
 
 impl Session {
@@ -429,22 +469,7 @@ impl Session {
         // The commit is journaled as a run, so retention and forks see its snapshot.
         let inner = &self.state.inner;
         let lease = ws.lease.as_ref().ok_or_else(|| self.gone(&ws))?;
-        let mut run = RunRecord::started(
-            ws.id.clone(),
-            RunKind::Session,
-            "session",
-            inner.provider.id(),
-            lease.holder.clone(),
-        );
-        run.policy_description = lease
-            .policy
-            .as_ref()
-            .or(ws.policy.as_ref())
-            .map_or_else(|| "allow-all".to_owned(), Policy::describe);
-        run.session_id = Some(self.id());
-        run.base_snapshot = ws.head.clone();
-        run.started_at = lease.acquired_at;
-        let run = run.finished(RunStatus::Succeeded, Some(snapshot.clone()));
+        let run = session_run(&ws, lease, inner.provider.id(), &self.id(), &snapshot);
         let committed = inner
             .fenced(
                 &ws.id,
@@ -495,6 +520,33 @@ impl Session {
         info!(workspace = %self.state.workspace_id, "session discarded");
         Ok(())
     }
+}
+
+/// The journal entry of a committed session (kind `session`), so retention and forks
+/// see its snapshot.
+pub(crate) fn session_run(
+    ws: &WorkspaceRecord,
+    lease: &Lease,
+    provider: &str,
+    session_id: &str,
+    snapshot: &SnapshotRef,
+) -> RunRecord {
+    let mut run = RunRecord::started(
+        ws.id.clone(),
+        RunKind::Session,
+        "session",
+        provider,
+        lease.holder.clone(),
+    );
+    run.policy_description = lease
+        .policy
+        .as_ref()
+        .or(ws.policy.as_ref())
+        .map_or_else(|| "allow-all".to_owned(), Policy::describe);
+    run.session_id = Some(session_id.to_owned());
+    run.base_snapshot = ws.head.clone();
+    run.started_at = lease.acquired_at;
+    run.finished(RunStatus::Succeeded, Some(snapshot.clone()))
 }
 
 fn no_key(spec: &CommandSpec, what: &str) -> Result<()> {

@@ -304,3 +304,77 @@ async fn sessions_start_with_the_requested_timeout_and_validate_options() {
     let err = session.discard().await.expect_err("twice");
     assert_eq!(err.kind(), &ErrorKind::SessionUnavailable);
 }
+
+/// A session whose committing process died after the provider took its snapshot and
+/// before the store recorded it: the provider snapshot is taken directly, as that
+/// process did, and nothing else happens.
+async fn commit_dies_after_snapshot(
+    rig: &Rig,
+    ws: &sandkit_core::Workspace,
+    timeout: Duration,
+) -> String {
+    use sandkit_core::{Provider, SessionRef};
+    let session = ws
+        .open_session(SessionOptions::new().timeout(timeout))
+        .await
+        .expect("open");
+    session.exec(sh("echo work > result")).await.expect("exec");
+    let reference = SessionRef {
+        provider: "fake".to_owned(),
+        id: session.id(),
+    };
+    std::mem::forget(session);
+    let live = rig.provider.attach(&reference).await.expect("attach");
+    live.snapshot().await.expect("snapshot").id
+}
+
+#[tokio::test]
+async fn retrying_a_commit_whose_process_died_after_the_snapshot_finishes_it() {
+    let rig = Rig::new();
+    let kit = rig.kit();
+    let ws = new_ws(&kit).await;
+    let snapshot = commit_dies_after_snapshot(&rig, &ws, Duration::from_secs(600)).await;
+    let snapshots = rig.provider.snapshot_ids().len();
+
+    ws.commit_session()
+        .await
+        .expect("the retried commit succeeds");
+    let record = rig.record(ws.id()).await;
+    assert_eq!(
+        record.head.as_ref().map(|h| h.id.as_str()),
+        Some(snapshot.as_str())
+    );
+    assert!(record.lease.is_none());
+    assert_eq!(
+        rig.provider.snapshot_ids().len(),
+        snapshots,
+        "the snapshot was found, not taken again"
+    );
+    let runs = common::all_runs(&ws).await;
+    assert_eq!(runs[0].kind, sandkit_core::RunKind::Session);
+    assert_eq!(
+        runs[0].snapshot.as_ref().map(|s| s.id.as_str()),
+        Some(snapshot.as_str())
+    );
+    assert_eq!(run(&ws, "cat result").await.stdout, "work\n");
+    // A second retry finds nothing left to commit.
+    let err = ws.commit_session().await.expect_err("nothing to commit");
+    assert_eq!(err.kind(), &ErrorKind::NoActiveSession);
+}
+
+#[tokio::test]
+async fn expiry_of_a_session_whose_commit_died_commits_its_snapshot() {
+    let rig = Rig::new();
+    let kit = rig.kit();
+    let ws = new_ws(&kit).await;
+    let snapshot = commit_dies_after_snapshot(&rig, &ws, Duration::from_secs(1)).await;
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    // The next durable command recovers the expired lease: the work is kept.
+    assert_eq!(run(&ws, "cat result").await.stdout, "work\n");
+    let runs = common::all_runs(&ws).await;
+    assert!(
+        runs.iter().any(|r| r.kind == sandkit_core::RunKind::Session
+            && r.snapshot.as_ref().map(|s| s.id.as_str()) == Some(snapshot.as_str())),
+        "the finished commit is journaled"
+    );
+}

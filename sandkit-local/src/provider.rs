@@ -626,6 +626,18 @@ impl Provider for LocalProvider {
             .collect())
     }
 
+    async fn find_session_snapshot(&self, session: &SessionRef) -> Result<Option<SnapshotRef>> {
+        if session.provider != PROVIDER_ID {
+            return Ok(None);
+        }
+        let (store, id) = (self.inner.snapshots.clone(), session.id.clone());
+        let found = blocking(move || store.of_session(&id)).await?;
+        Ok(found.map(|id| SnapshotRef {
+            provider: PROVIDER_ID.to_owned(),
+            id,
+        }))
+    }
+
     async fn delete_snapshot(&self, snapshot: &SnapshotRef) -> Result<()> {
         if snapshot.provider != PROVIDER_ID {
             return Err(Error::invalid_input(format!(

@@ -112,9 +112,16 @@ impl LocalSession {
 
     /// A session left `Snapshotting` by a process that died taking its snapshot (the
     /// snapshot lock is free) is whole again — its processes were stopped, its files
-    /// untouched — so it is reopened, and a commit can be retried (a snapshot that did
-    /// complete is then referenced by nothing, and `gc` removes it).
+    /// untouched — so it is reopened, and a commit can be retried. If the snapshot did
+    /// complete, the session ends as a finished snapshot does, so that the commit's
+    /// retry (or recovery) finds that snapshot instead of taking another.
     async fn reopen_after_dead_snapshot(&self) -> Result<SessionMeta> {
+        let (store, id) = (self.inner.snapshots.clone(), self.id.clone());
+        if let Some(snapshot) = blocking(move || store.of_session(&id)).await? {
+            tracing::warn!(session = %self.id, %snapshot, "ending a session whose snapshotting process died after its snapshot");
+            self.inner.end_session(&self.id).await?;
+            return Err(session_gone(&self.id, "was snapshotted"));
+        }
         let paths = self.paths.clone();
         let reopened = self
             .update(move |m| {

@@ -2,6 +2,7 @@
 //! snapshot directory inspected.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use sandkit_adapter_memory::MemoryStore;
 use sandkit_core::Sandkit;
@@ -42,7 +43,6 @@ async fn retention_leaves_exactly_the_expected_snapshots() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn gc_deletes_unreferenced_snapshots_after_the_grace_period() {
     use sandkit_core::{CommandSpec, Provider, SetupSpec, WorkspaceSpec};
-    use std::time::Duration;
 
     let dir = tempfile::tempdir().expect("tempdir");
     let provider = Arc::new(LocalProvider::new(dir.path()).expect("provider"));
@@ -111,4 +111,68 @@ async fn gc_deletes_unreferenced_snapshots_after_the_grace_period() {
         out.stdout, "two\nsetup\n",
         "the head and the setup are intact"
     );
+}
+
+/// A session commit whose process died between the local snapshot and the store write:
+/// the retried commit finds that snapshot (no second one is taken), and it survives
+/// `gc` as the head.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_commit_that_died_after_its_snapshot_is_finished_by_the_retry() {
+    use sandkit_core::{CommandSpec, Provider, SessionOptions, SessionRef, WorkspaceSpec};
+    let dir = tempfile::tempdir().expect("tempdir");
+    let provider = Arc::new(LocalProvider::new(dir.path()).expect("provider"));
+    let kit = Sandkit::builder()
+        .store(Arc::new(MemoryStore::new()))
+        .provider(provider.clone())
+        .keep_snapshots(3)
+        .unreferenced_grace(Duration::ZERO)
+        .build()
+        .expect("sandkit");
+    let ws = kit
+        .create_workspace(WorkspaceSpec::new())
+        .await
+        .expect("workspace");
+    let session = ws.open_session(SessionOptions::new()).await.expect("open");
+    session
+        .exec(CommandSpec::new("sh").args(["-c", "echo work > state.txt"]))
+        .await
+        .expect("exec");
+    let reference = SessionRef {
+        provider: "local".to_owned(),
+        id: session.id(),
+    };
+    drop(session);
+    // What the dying process did: the provider snapshot, nothing more.
+    let taken = provider
+        .attach(&reference)
+        .await
+        .expect("attach")
+        .snapshot()
+        .await
+        .expect("snapshot");
+    let listed = provider.list_snapshots().await.expect("list").len();
+
+    ws.commit_session()
+        .await
+        .expect("the retry finishes the commit");
+    assert_eq!(
+        provider.list_snapshots().await.expect("list").len(),
+        listed,
+        "no second snapshot was taken"
+    );
+    let head = kit
+        .workspace(ws.id())
+        .await
+        .expect("ws")
+        .record()
+        .head
+        .clone();
+    assert_eq!(head.as_ref(), Some(&taken));
+    let report = kit.gc(false).await.expect("gc");
+    assert!(!report.deleted.contains(&taken), "the head survives gc");
+    let out = ws
+        .run_command(CommandSpec::new("cat").args(["state.txt"]))
+        .await
+        .expect("run");
+    assert_eq!(out.stdout, "work\n");
 }

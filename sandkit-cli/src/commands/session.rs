@@ -146,10 +146,11 @@ pub async fn run(ctx: &Context, command: SessionCommand) -> Result<i32> {
             }
         }
         SessionCommand::Commit { workspace } => {
-            let session = kit.workspace(&workspace).await?.attach_session().await?;
+            let ws = kit.workspace(&workspace).await?;
             let mut progress = Progress::new(ctx.json);
             progress.show("snapshotting and committing");
-            let committed = session.commit().await;
+            // Also finishes a commit whose process died after taking the snapshot.
+            let committed = ws.commit_session().await;
             progress.hide();
             committed?;
             eprintln!("sandkit: session committed; workspace {workspace} has a new head");

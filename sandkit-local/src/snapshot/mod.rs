@@ -87,6 +87,55 @@ impl Snapshots {
         Ok(f)
     }
 
+    /// Where the snapshot each session ended with is recorded (a file named after the
+    /// session holding the snapshot id), so a commit whose process died after the
+    /// snapshot can still find it. Not a valid id, so listings skip it.
+    fn by_session(&self) -> PathBuf {
+        self.dir.join(".by-session")
+    }
+
+    /// Records that `session` ended with snapshot `id` (best effort: without it, a
+    /// commit that dies right now loses the work, as it did before).
+    fn record_session(&self, session: &str, id: &str) {
+        let dir = self.by_session();
+        let tmp = dir.join(format!(".{session}.tmp"));
+        let written = fs::create_dir_all(&dir)
+            .and_then(|()| fs::write(&tmp, id))
+            .and_then(|()| fs::rename(&tmp, dir.join(session)));
+        if let Err(e) = written {
+            tracing::warn!(session, snapshot = id, error = %e, "could not record which snapshot a session ended with");
+        }
+    }
+
+    /// The snapshot `session` ended with, if it still exists.
+    pub(crate) fn of_session(&self, session: &str) -> Result<Option<String>> {
+        if !is_valid_id(session) {
+            return Ok(None);
+        }
+        let id = match fs::read_to_string(self.by_session().join(session)) {
+            Ok(id) => id,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(io_error("reading which snapshot a session ended with", e)),
+        };
+        Ok((is_valid_id(&id) && self.manifest_path(&id).exists()).then_some(id))
+    }
+
+    /// Drops the session records whose snapshot no longer exists.
+    fn sweep_session_records(&self) {
+        for entry in fs::read_dir(self.by_session())
+            .into_iter()
+            .flatten()
+            .flatten()
+        {
+            let gone = fs::read_to_string(entry.path())
+                .map(|id| !is_valid_id(&id) || !self.manifest_path(&id).exists())
+                .unwrap_or(false);
+            if gone {
+                let _ = fs::remove_file(entry.path());
+            }
+        }
+    }
+
     fn manifest_path(&self, id: &str) -> PathBuf {
         self.dir.join(id)
     }
@@ -120,6 +169,7 @@ impl Snapshots {
             }
             return Err(e);
         }
+        self.record_session(session, &manifest.id);
         Ok(manifest.id)
     }
 
@@ -196,7 +246,8 @@ impl Snapshots {
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
             Err(e) => return Err(io_error("deleting the snapshot manifest", e)),
         }
-        // The snapshot is gone; deleting its packs is best effort.
+        // The snapshot is gone; deleting its packs and records is best effort.
+        self.sweep_session_records();
         match self.referenced().and_then(|keep| self.packs.sweep(&keep)) {
             Ok(removed) => tracing::debug!(snapshot = id, removed, "deleted local snapshot"),
             Err(e) => {

@@ -98,6 +98,8 @@ struct FakeSession {
 struct State {
     sessions: HashMap<String, FakeSession>,
     snapshots: HashMap<String, std::collections::BTreeMap<String, String>>,
+    /// The snapshot each session ended with.
+    ended_with: HashMap<String, String>,
     faults: Faults,
     calls: Calls,
     max_alive_per_workspace: usize,
@@ -357,6 +359,18 @@ impl Provider for FakeProvider {
         Ok(self.handle(id))
     }
 
+    async fn find_session_snapshot(&self, session: &SessionRef) -> Result<Option<SnapshotRef>> {
+        let st = self.shared.lock();
+        Ok(st
+            .ended_with
+            .get(&session.id)
+            .filter(|id| st.snapshots.contains_key(*id))
+            .map(|id| SnapshotRef {
+                provider: "fake".to_owned(),
+                id: id.clone(),
+            }))
+    }
+
     fn planned_session(&self, name: &str) -> Option<SessionRef> {
         Some(SessionRef {
             provider: "fake".to_owned(),
@@ -583,6 +597,7 @@ impl ProviderSession for FakeSessionHandle {
                 .clone()
         };
         st.snapshots.insert(id.clone(), files);
+        st.ended_with.insert(self.id.clone(), id.clone());
         if let Some(s) = st.sessions.get_mut(&self.id) {
             s.alive = false;
             for p in s.procs.values() {
