@@ -308,6 +308,34 @@ impl Provider for VercelProvider {
 
     /// Stops the session: by sandbox name for a session planned but maybe never
     /// started (nothing to do when no such sandbox runs), else by session id.
+    async fn find_session_snapshot(&self, session: &SessionRef) -> Result<Option<SnapshotRef>> {
+        self.check_provider(&session.provider, "the session")?;
+        // A planned sandbox name never got as far as a session, let alone a snapshot.
+        if is_sandbox_name(&session.id) {
+            return Ok(None);
+        }
+        crate::validate::api_id("session", &session.id)?;
+        let call = Call::get("get session", &["v2", "sandboxes", "sessions", &session.id]);
+        match self.client.json::<SessionEnvelope>(&call).await {
+            Ok(found) if found.session.snapshotted_at.is_none() => return Ok(None),
+            Ok(_) => {}
+            Err(failure) => {
+                return match failure.status() {
+                    Some((404 | 410, _)) => Ok(None),
+                    _ => Err(self.client.error(&call, failure)),
+                };
+            }
+        }
+        let list = Call::get("list snapshots", &["v2", "sandboxes", "snapshots"]);
+        match crate::session::snapshot_of_session(&self.client, &session.id).await {
+            Ok(found) => Ok(found.map(|id| SnapshotRef {
+                provider: PROVIDER_ID.to_owned(),
+                id,
+            })),
+            Err(failure) => Err(self.client.error(&list, failure)),
+        }
+    }
+
     async fn discard_session(&self, session: &SessionRef) -> Result<()> {
         self.check_provider(&session.provider, "the session")?;
         let live: Box<dyn ProviderSession> = if is_sandbox_name(&session.id) {

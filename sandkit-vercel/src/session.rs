@@ -291,36 +291,13 @@ impl SessionCore {
         {
             return None;
         }
-        // Newest first: the snapshot was just taken, so it is on the first pages unless
-        // the project takes hundreds of snapshots a minute.
-        let mut cursor: Option<String> = None;
-        for _ in 0..SNAPSHOT_SEARCH_PAGES {
-            let mut list = Call::get("list snapshots", &["v2", "sandboxes", "snapshots"])
-                .query("project", self.client.credentials().project_id())
-                .query("sortOrder", "desc")
-                .query("limit", "50");
-            if let Some(c) = cursor.take() {
-                list = list.query("cursor", c);
-            }
-            let page = match self.client.json::<SnapshotList>(&list).await {
-                Ok(page) => page,
-                Err(failure) => {
-                    debug!(session = %self.id, failure = ?failure.status(), "cannot list snapshots to find the one taken");
-                    return None;
-                }
-            };
-            let found = page.snapshots.into_iter().find(|s| {
-                s.source_session_id.as_deref() == Some(self.id.as_str()) && s.is_usable()
-            });
-            if let Some(snapshot) = found {
-                return Some(snapshot.id);
-            }
-            cursor = page.pagination.and_then(|p| p.next);
-            if cursor.is_none() {
-                break;
+        match snapshot_of_session(&self.client, &self.id).await {
+            Ok(found) => found,
+            Err(failure) => {
+                debug!(session = %self.id, failure = ?failure.status(), "cannot list snapshots to find the one taken");
+                None
             }
         }
-        None
     }
 
     fn remember(&self, session: &crate::wire::Session) {
@@ -609,4 +586,36 @@ fn addresses_a_command(call: &Call) -> bool {
         .iter()
         .position(|s| s == "cmd")
         .is_some_and(|i| i + 1 < segments.len())
+}
+
+/// The usable snapshot taken from session `id`, if any. Newest first: a snapshot a
+/// commit just took is on the first pages unless the project takes hundreds of
+/// snapshots a minute (at most [`SNAPSHOT_SEARCH_PAGES`] pages are read).
+pub(crate) async fn snapshot_of_session(
+    client: &ApiClient,
+    id: &str,
+) -> std::result::Result<Option<String>, Failure> {
+    let mut cursor: Option<String> = None;
+    for _ in 0..SNAPSHOT_SEARCH_PAGES {
+        let mut list = Call::get("list snapshots", &["v2", "sandboxes", "snapshots"])
+            .query("project", client.credentials().project_id())
+            .query("sortOrder", "desc")
+            .query("limit", "50");
+        if let Some(c) = cursor.take() {
+            list = list.query("cursor", c);
+        }
+        let page = client.json::<SnapshotList>(&list).await?;
+        let found = page
+            .snapshots
+            .into_iter()
+            .find(|s| s.source_session_id.as_deref() == Some(id) && s.is_usable());
+        if let Some(snapshot) = found {
+            return Ok(Some(snapshot.id));
+        }
+        cursor = page.pagination.and_then(|p| p.next);
+        if cursor.is_none() {
+            break;
+        }
+    }
+    Ok(None)
 }

@@ -266,3 +266,57 @@ async fn a_lost_head_snapshot_is_reported_not_replaced() {
         Some(head)
     );
 }
+
+/// A session commit whose process died after Vercel took the snapshot: the retry
+/// finds that snapshot through the API (no second snapshot) and makes it the head.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_commit_that_died_after_its_snapshot_is_finished_by_the_retry() {
+    use sandkit_core::{Provider, SessionRef};
+    let fake = FakeVercel::start().await;
+    let sandkit = sandkit(&fake);
+    let ws = sandkit
+        .create_workspace(WorkspaceSpec::new())
+        .await
+        .expect("workspace");
+    let session = ws.open_session(SessionOptions::new()).await.expect("open");
+    session
+        .exec(CommandSpec::new("sh").args(["-c", "echo live > live.txt"]))
+        .await
+        .expect("exec");
+    let id = session.id();
+    drop(session);
+    // What the dying process did: the provider snapshot, nothing more.
+    let provider = fake.provider();
+    let taken = provider
+        .attach(&SessionRef {
+            provider: "vercel".to_owned(),
+            id: id.clone(),
+        })
+        .await
+        .expect("attach")
+        .snapshot()
+        .await
+        .expect("snapshot");
+
+    ws.commit_session()
+        .await
+        .expect("the retry finishes the commit");
+    assert_eq!(
+        fake.snapshots_of(&id),
+        vec![taken.id.clone()],
+        "no second snapshot"
+    );
+    let head = sandkit
+        .workspace(ws.id())
+        .await
+        .expect("ws")
+        .record()
+        .head
+        .clone();
+    assert_eq!(head, Some(taken));
+    let read = ws
+        .run_command(CommandSpec::new("cat").arg("live.txt"))
+        .await
+        .expect("run after the finished commit");
+    assert_eq!(read.stdout, "live\n");
+}

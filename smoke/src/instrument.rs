@@ -159,6 +159,10 @@ impl Provider for Instrumented {
     async fn list_snapshots(&self) -> Result<Vec<SnapshotInfo>> {
         self.inner.list_snapshots().await
     }
+
+    async fn find_session_snapshot(&self, session: &SessionRef) -> Result<Option<SnapshotRef>> {
+        self.inner.find_session_snapshot(session).await
+    }
 }
 
 #[derive(Debug)]
