@@ -76,7 +76,7 @@ pub fn scenarios() -> &'static [Scenario] {
     &SCENARIOS
 }
 
-static SCENARIOS: [Scenario; 10] = [
+static SCENARIOS: [Scenario; 11] = [
     Scenario {
         number: 1,
         name: "durability",
@@ -146,6 +146,13 @@ static SCENARIOS: [Scenario; 10] = [
         summary: "the README quick start, run verbatim with the sandkit binary",
         requires: Requirement::Any,
         run: scenarios::readme::run,
+    },
+    Scenario {
+        number: 11,
+        name: "edges",
+        summary: "a commit that died after its snapshot is finished, an abandoned setup build is discarded, an untouched session expires",
+        requires: Requirement::Any,
+        run: scenarios::edges::run,
     },
 ];
 

@@ -5,6 +5,7 @@ pub mod corruption;
 pub mod crash;
 pub mod detached_logs;
 pub mod durability;
+pub mod edges;
 pub mod faults;
 pub mod policies;
 pub mod race;
