@@ -3,6 +3,23 @@
 //! Exit codes: `run` and `session exec` pass the command's exit code through; otherwise
 //! 0 success, 1 failure, 2 invalid input (usage), 3 busy or lost a race, 4 not found.
 
+/// `println!` to stdout that ends quietly (exit 141) when stdout is a closed pipe.
+macro_rules! outln {
+    () => {
+        $crate::output::stdout_fmt(format_args!("\n"))
+    };
+    ($($arg:tt)*) => {
+        $crate::output::stdout_fmt(format_args!("{}\n", format_args!($($arg)*)))
+    };
+}
+
+/// `print!` to stdout, likewise.
+macro_rules! out {
+    ($($arg:tt)*) => {
+        $crate::output::stdout_fmt(format_args!($($arg)*))
+    };
+}
+
 mod cli;
 mod commands;
 mod context;

@@ -120,7 +120,6 @@ mod provider;
 mod removal;
 mod session;
 mod snapshot;
-mod utf8;
 
 pub use provider::{
     DEFAULT_KILL_GRACE, DEFAULT_MAX_PORTS, DEFAULT_TIMEOUT, LocalProvider, LocalProviderBuilder,
