@@ -26,6 +26,7 @@ mod context;
 mod output;
 mod signals;
 
+use std::io::Write;
 use std::process::ExitCode;
 
 use clap::Parser;
@@ -118,7 +119,8 @@ fn main() -> ExitCode {
         Ok(code) => ExitCode::from(u8::try_from(code.clamp(0, 255)).unwrap_or(1)),
         Err(e) => {
             let message = e.to_string().replace('\n', " ");
-            eprintln!("sandkit: error: {message}");
+            // Not eprintln!: a closed stderr must not turn an error into a panic.
+            let _ = writeln!(std::io::stderr(), "sandkit: error: {message}");
             ExitCode::from(exit_code(&e))
         }
     }
