@@ -191,3 +191,38 @@ fn a_closed_stdout_hangs_up_the_command_and_the_run_is_recorded() {
     let out = home.run(&["run", "yes", "--", "true"]);
     assert_code(&out, 0);
 }
+
+#[test]
+fn session_exec_and_logs_stream_exact_bytes_of_any_size() {
+    let home = Home::new();
+    assert_code(&home.run(&["session", "open", "s"]), 0);
+    let png = b"\x89PNG\r\n\x1a\n\xff\xfe";
+    let printf = r"printf '\211PNG\r\n\032\n\377\376'";
+
+    let out = home.run(&["session", "exec", "s", "--", "sh", "-c", printf]);
+    assert_code(&out, 0);
+    assert_eq!(out.stdout, png);
+
+    let mut cmd = home.std_cmd();
+    cmd.args([
+        "session",
+        "exec",
+        "s",
+        "--",
+        "sh",
+        "-c",
+        &format!("head -c {BIG} /dev/zero"),
+    ]);
+    let (total, out) = count_zeros(cmd);
+    assert_code(&out, 0);
+    assert_eq!(total, BIG);
+
+    let started = home.run(&["session", "start", "s", "--", "sh", "-c", printf]);
+    assert_code(&started, 0);
+    let process = String::from_utf8_lossy(&started.stdout).trim().to_owned();
+    let logs = home.run(&["session", "logs", "s", &process, "--follow"]);
+    assert_code(&logs, 0);
+    assert_eq!(logs.stdout, png);
+
+    assert_code(&home.run(&["session", "discard", "s"]), 0);
+}

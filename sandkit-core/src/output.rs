@@ -275,10 +275,12 @@ impl LogBuffer {
             }
             if !over.is_empty() {
                 if !st.truncated[i] {
-                    tracing::warn!(
+                    // Not a warning: attached readers still get every byte, and the
+                    // result and journal say the kept copy was cut.
+                    tracing::info!(
                         cap = self.inner.cap,
                         stream = ?stream,
-                        "command output over the memory cap; the rest of this stream goes to live readers only"
+                        "command output over the memory cap; the rest of this stream goes to attached readers only"
                     );
                 }
                 st.truncated[i] = true;
@@ -436,12 +438,13 @@ impl Reader {
 
 impl Drop for Reader {
     fn drop(&mut self) {
-        let trimmed = {
+        let wake = {
             let mut st = self.buf.lock();
             st.readers.remove(&self.id);
-            st.trim()
+            // A pump waiting for this reader re-checks.
+            st.trim() || st.readers.is_empty()
         };
-        if trimmed || self.buf.lock().readers.is_empty() {
+        if wake {
             self.buf.bump();
         }
     }
