@@ -3,12 +3,30 @@
 //! Exit codes: `run` and `session exec` pass the command's exit code through; otherwise
 //! 0 success, 1 failure, 2 invalid input (usage), 3 busy or lost a race, 4 not found.
 
+/// `println!` to stdout that ends quietly (exit 141) when stdout is a closed pipe.
+macro_rules! outln {
+    () => {
+        $crate::output::stdout_fmt(format_args!("\n"))
+    };
+    ($($arg:tt)*) => {
+        $crate::output::stdout_fmt(format_args!("{}\n", format_args!($($arg)*)))
+    };
+}
+
+/// `print!` to stdout, likewise.
+macro_rules! out {
+    ($($arg:tt)*) => {
+        $crate::output::stdout_fmt(format_args!($($arg)*))
+    };
+}
+
 mod cli;
 mod commands;
 mod context;
 mod output;
 mod signals;
 
+use std::io::Write;
 use std::process::ExitCode;
 
 use clap::Parser;
@@ -101,7 +119,8 @@ fn main() -> ExitCode {
         Ok(code) => ExitCode::from(u8::try_from(code.clamp(0, 255)).unwrap_or(1)),
         Err(e) => {
             let message = e.to_string().replace('\n', " ");
-            eprintln!("sandkit: error: {message}");
+            // Not eprintln!: a closed stderr must not turn an error into a panic.
+            let _ = writeln!(std::io::stderr(), "sandkit: error: {message}");
             ExitCode::from(exit_code(&e))
         }
     }

@@ -1,6 +1,10 @@
 //! Printing: JSON documents, plain tables, live output and progress.
+//!
+//! Everything written to stdout goes through [`stdout_fmt`] (the `outln!`/`out!`
+//! macros) or [`write_chunk`]: a reader that closed the pipe (`| head`) ends the
+//! process quietly with [`SIGPIPE_EXIT`] instead of a panic.
 
-use std::io::{IsTerminal, Write};
+use std::io::{ErrorKind, IsTerminal, Write};
 use std::time::Duration;
 
 use chrono::{DateTime, SecondsFormat, Utc};
@@ -9,11 +13,37 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use sandkit_core::{Error, LogChunk, LogStream, Result, StdStream};
 use serde::Serialize;
 
+/// Exit status when stdout was closed by its reader (128 + SIGPIPE), the shell
+/// convention.
+pub const SIGPIPE_EXIT: i32 = 141;
+
+/// Writes formatted text to stdout and flushes it. When stdout is a closed pipe the
+/// process ends quietly with [`SIGPIPE_EXIT`]; another write error ends it with 1.
+pub fn stdout_fmt(args: std::fmt::Arguments<'_>) {
+    let mut out = std::io::stdout().lock();
+    if let Err(e) = out.write_fmt(args).and_then(|()| out.flush()) {
+        drop(out);
+        stdout_failed(&e);
+    }
+}
+
+/// Ends the process after a failed write to stdout (see [`stdout_fmt`]).
+pub fn stdout_failed(error: &std::io::Error) -> ! {
+    if error.kind() == ErrorKind::BrokenPipe {
+        std::process::exit(SIGPIPE_EXIT);
+    }
+    let _ = writeln!(
+        std::io::stderr(),
+        "sandkit: error: cannot write to stdout: {error}"
+    );
+    std::process::exit(1);
+}
+
 /// Prints `value` as one pretty JSON document on stdout.
 pub fn json<T: Serialize + ?Sized>(value: &T) -> Result<()> {
     let text = serde_json::to_string_pretty(value)
         .map_err(|e| Error::storage(format!("cannot encode JSON output: {e}")))?;
-    println!("{text}");
+    outln!("{text}");
     Ok(())
 }
 
@@ -21,7 +51,7 @@ pub fn json<T: Serialize + ?Sized>(value: &T) -> Result<()> {
 pub fn json_line<T: Serialize + ?Sized>(value: &T) -> Result<()> {
     let text = serde_json::to_string(value)
         .map_err(|e| Error::storage(format!("cannot encode JSON output: {e}")))?;
-    println!("{text}");
+    outln!("{text}");
     Ok(())
 }
 
@@ -51,7 +81,7 @@ pub fn table(header: &[&str], rows: &[Vec<String>]) {
                 out.push_str(&" ".repeat(pad + 2));
             }
         }
-        println!("{}", out.trim_end());
+        outln!("{}", out.trim_end());
     };
     line(header.to_vec());
     for row in rows {
@@ -59,27 +89,41 @@ pub fn table(header: &[&str], rows: &[Vec<String>]) {
     }
 }
 
-/// Writes one chunk of command output to our stdout or stderr, unbuffered.
-pub fn write_chunk(chunk: &LogChunk) {
-    let result = match chunk.stream {
+/// Where command output went (see [`write_chunk`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Written {
+    /// Written (or dropped because our stderr is gone: output on stdout goes on).
+    Ok,
+    /// Our stdout is a closed pipe: the reader is gone.
+    StdoutClosed,
+}
+
+/// Writes one chunk of command output, as raw bytes, to our stdout or stderr, unbuffered.
+pub fn write_chunk(chunk: &LogChunk) -> Written {
+    match chunk.stream {
         StdStream::Stdout => {
             let mut out = std::io::stdout().lock();
-            out.write_all(chunk.chunk.as_bytes())
-                .and_then(|()| out.flush())
+            match out.write_all(&chunk.bytes).and_then(|()| out.flush()) {
+                Ok(()) => Written::Ok,
+                Err(e) if e.kind() == ErrorKind::BrokenPipe => Written::StdoutClosed,
+                Err(e) => {
+                    drop(out);
+                    stdout_failed(&e)
+                }
+            }
         }
         StdStream::Stderr => {
             let mut err = std::io::stderr().lock();
-            err.write_all(chunk.chunk.as_bytes())
-                .and_then(|()| err.flush())
+            let _ = err.write_all(&chunk.bytes).and_then(|()| err.flush());
+            Written::Ok
         }
-    };
-    // A closed pipe (e.g. `| head`) must not abort the durable command.
-    let _ = result;
+    }
 }
 
 /// Copies a log stream to stdout/stderr until it ends (or, unless `follow`, until it
-/// has been idle for a moment).
-pub async fn pipe_logs(mut stream: LogStream, follow: bool) -> Result<()> {
+/// has been idle for a moment); returns the exit status: 0, or [`SIGPIPE_EXIT`] when
+/// our stdout was closed.
+pub async fn pipe_logs(mut stream: LogStream, follow: bool) -> Result<i32> {
     let idle = Duration::from_millis(500);
     loop {
         let next = if follow {
@@ -87,13 +131,17 @@ pub async fn pipe_logs(mut stream: LogStream, follow: bool) -> Result<()> {
         } else {
             match tokio::time::timeout(idle, stream.next()).await {
                 Ok(next) => next,
-                Err(_) => return Ok(()),
+                Err(_) => return Ok(0),
             }
         };
         match next {
-            Some(Ok(chunk)) => write_chunk(&chunk),
+            Some(Ok(chunk)) => {
+                if write_chunk(&chunk) == Written::StdoutClosed {
+                    return Ok(SIGPIPE_EXIT);
+                }
+            }
             Some(Err(e)) => return Err(e),
-            None => return Ok(()),
+            None => return Ok(0),
         }
     }
 }

@@ -20,7 +20,7 @@ use crate::ids::{RunId, WorkspaceId};
 use crate::lease::{AcquireRequest, Heartbeat, busy_error, workspace_renewal};
 use crate::model::{
     Lease, LeaseKind, PolicySnapshot, RunFinish, RunKind, RunRecord, RunStatus, SnapshotRef,
-    WorkspaceRecord, now,
+    WorkspaceRecord, now, truncation_marker,
 };
 use crate::output::{CommandResult, LogBuffer, cap_output};
 use crate::provider::{LogChunk, LogStream, ProviderSession};
@@ -72,8 +72,11 @@ impl Command {
         &self.run_id
     }
 
-    /// Output chunks from the start, following live until the command ends. Every call
-    /// replays from the first chunk.
+    /// Output chunks (raw bytes) from the start, following live until the command ends.
+    /// Every call replays from the first chunk kept in memory; past the in-memory cap
+    /// ([`DEFAULT_LOG_MEMORY_CAP`](crate::DEFAULT_LOG_MEMORY_CAP)) a stream gets all
+    /// output from then on, and the command waits for it when it falls behind, so drop
+    /// a stream you stop reading.
     pub fn logs(&self) -> LogStream {
         self.logs.stream()
     }
@@ -99,12 +102,8 @@ impl Command {
 
     fn replayed(result: CommandResult) -> Self {
         let logs = LogBuffer::default();
-        if !result.stdout.is_empty() {
-            logs.push(LogChunk::stdout(result.stdout.clone()));
-        }
-        if !result.stderr.is_empty() {
-            logs.push(LogChunk::stderr(result.stderr.clone()));
-        }
+        logs.push(LogChunk::stdout(result.stdout_bytes().to_vec()));
+        logs.push(LogChunk::stderr(result.stderr_bytes().to_vec()));
         logs.close(None);
         let run_id = result
             .run_id
@@ -346,9 +345,8 @@ impl UnitOfWork {
         };
         heartbeat.stop().await;
         let token = self.lease.token.clone();
-        let (stdout, stderr) = self.logs.collect();
         match ran {
-            Ok(ran) => self.commit(ran, stdout, stderr, token).await,
+            Ok(ran) => self.commit(ran, token).await,
             Err(e) => {
                 self.logs.close(Some(e.clone()));
                 let status = if e.kind() == &ErrorKind::Interrupted {
@@ -476,16 +474,25 @@ impl UnitOfWork {
             })
     }
 
-    async fn commit(
-        &self,
-        ran: Ran,
-        stdout: String,
-        stderr: String,
-        token: crate::ids::LeaseToken,
-    ) -> Result<CommandResult> {
+    async fn commit(&self, ran: Ran, token: crate::ids::LeaseToken) -> Result<CommandResult> {
+        let mut result = CommandResult::from_logs(ran.exit_code, &self.logs);
+        result.run_id = Some(self.run_id.clone());
         let cap = self.inner.config.output_cap;
-        let (stored_out, out_cut) = cap_output(&stdout, cap);
-        let (stored_err, err_cut) = cap_output(&stderr, cap);
+        let (out_written, err_written) = self.logs.written();
+        let (stored_out, out_cut) = stored_output(
+            &result.stdout,
+            result.stdout_truncated,
+            out_written,
+            cap,
+            "stdout",
+        );
+        let (stored_err, err_cut) = stored_output(
+            &result.stderr,
+            result.stderr_truncated,
+            err_written,
+            cap,
+            "stderr",
+        );
         let finish = RunFinish {
             status: if ran.exit_code == 0 {
                 RunStatus::Succeeded
@@ -523,11 +530,24 @@ impl UnitOfWork {
         }
         info!(exit_code = ran.exit_code, snapshot = %ran.snapshot.id, "durable command committed");
         self.inner.collect_in_background(self.ws.id.clone());
-        let mut result = CommandResult::new(ran.exit_code, stdout, stderr);
-        result.run_id = Some(self.run_id.clone());
-        (result.stdout_truncated, result.stderr_truncated) = self.logs.truncated();
         Ok(result)
     }
+}
+
+/// The journal's copy of a stream: `text` cut at `cap`; when anything is missing (cut
+/// here or over the in-memory cap), followed by a marker line with the bytes written.
+fn stored_output(
+    text: &str,
+    truncated: bool,
+    written: u64,
+    cap: usize,
+    stream: &str,
+) -> (String, bool) {
+    let (mut stored, cut) = cap_output(text, cap);
+    if cut || truncated {
+        stored.push_str(&truncation_marker(stream, written));
+    }
+    (stored, cut || truncated)
 }
 
 fn lock(lease: &Mutex<Lease>) -> std::sync::MutexGuard<'_, Lease> {

@@ -60,11 +60,11 @@ pub use model::{
     SandboxConfig, SessionRef, SetupBuild, SetupRecord, SnapshotRef, WorkspaceRecord,
     WorkspaceState, WorkspaceStatus, now,
 };
-pub use output::{CommandResult, DEFAULT_LOG_MEMORY_CAP, LogBuffer};
+pub use output::{CommandResult, DEFAULT_LOG_MEMORY_CAP, LIVE_OUTPUT_BACKLOG, LogBuffer};
 pub use provider::{
-    Capabilities, ExecSpec, LogChunk, LogStream, NetworkCapabilities, PortCapabilities,
-    ProcessHandle, ProcessInfo, ProcessSink, Provider, ProviderSession, SnapshotInfo, StartSpec,
-    StdStream,
+    Capabilities, ExecSpec, LogChunk, LogStream, NetworkCapabilities, PROCESS_OUTPUT_BACKLOG,
+    PortCapabilities, ProcessHandle, ProcessInfo, ProcessSink, Provider, ProviderSession,
+    SnapshotInfo, StartSpec, StdStream,
 };
 pub use retention::GcReport;
 pub use sandkit::{Config, Sandkit, SandkitBuilder};

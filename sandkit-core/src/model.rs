@@ -362,13 +362,16 @@ pub struct RunRecord {
     pub status: RunStatus,
     /// Exit code when the command finished.
     pub exit_code: Option<i32>,
-    /// Captured standard output (capped).
+    /// Captured standard output as text (capped; invalid UTF-8 replaced by U+FFFD).
+    /// When cut, it ends with a marker line saying how many bytes were written in
+    /// all: use [`stdout_text`](RunRecord::stdout_text) and
+    /// [`stdout_bytes_written`](RunRecord::stdout_bytes_written).
     pub stdout: Option<String>,
-    /// Captured standard error (capped).
+    /// Captured standard error, likewise.
     pub stderr: Option<String>,
-    /// Whether `stdout` was cut at the cap.
+    /// Whether `stdout` was cut (at the store's cap or the in-memory cap).
     pub stdout_truncated: bool,
-    /// Whether `stderr` was cut at the cap.
+    /// Whether `stderr` was cut.
     pub stderr_truncated: bool,
     /// Snapshot the sandbox started from.
     pub base_snapshot: Option<SnapshotRef>,
@@ -426,6 +429,34 @@ impl RunRecord {
         }
     }
 
+    /// Standard output as captured, without the truncation marker (see
+    /// [`stdout_bytes_written`](RunRecord::stdout_bytes_written)).
+    pub fn stdout_text(&self) -> Option<&str> {
+        self.stdout
+            .as_deref()
+            .map(|text| split_marker(text, "stdout").0)
+    }
+
+    /// Standard error as captured, without the truncation marker.
+    pub fn stderr_text(&self) -> Option<&str> {
+        self.stderr
+            .as_deref()
+            .map(|text| split_marker(text, "stderr").0)
+    }
+
+    /// How many bytes the command wrote to stdout in all. A truncated `stdout` ends with
+    /// a marker line `[sandkit: stdout truncated; N bytes written]` giving N; otherwise
+    /// it is the stored text's length. `None` when no output was recorded (or a
+    /// truncated run was recorded before the marker existed).
+    pub fn stdout_bytes_written(&self) -> Option<u64> {
+        bytes_written(self.stdout.as_deref(), self.stdout_truncated, "stdout")
+    }
+
+    /// How many bytes the command wrote to stderr in all, likewise.
+    pub fn stderr_bytes_written(&self) -> Option<u64> {
+        bytes_written(self.stderr.as_deref(), self.stderr_truncated, "stderr")
+    }
+
     /// Marks the run finished now with `status` (for runs recorded after the fact:
     /// session commits, forks, restores).
     pub fn finished(mut self, status: RunStatus, snapshot: Option<SnapshotRef>) -> Self {
@@ -433,6 +464,35 @@ impl RunRecord {
         self.snapshot = snapshot;
         self.finished_at = Some(now());
         self
+    }
+}
+
+/// The marker line appended to a stored stream that was cut.
+pub(crate) fn truncation_marker(stream: &str, written: u64) -> String {
+    format!("\n[sandkit: {stream} truncated; {written} bytes written]\n")
+}
+
+/// Splits a stored stream into its text and the bytes-written count of its marker.
+fn split_marker<'a>(text: &'a str, stream: &str) -> (&'a str, Option<u64>) {
+    let head = format!("\n[sandkit: {stream} truncated; ");
+    let Some(at) = text.rfind(&head) else {
+        return (text, None);
+    };
+    let written = text[at + head.len()..]
+        .strip_suffix(" bytes written]\n")
+        .and_then(|n| n.parse().ok());
+    match written {
+        Some(n) => (&text[..at], Some(n)),
+        None => (text, None),
+    }
+}
+
+fn bytes_written(text: Option<&str>, truncated: bool, stream: &str) -> Option<u64> {
+    let text = text?;
+    if truncated {
+        split_marker(text, stream).1
+    } else {
+        Some(text.len() as u64)
     }
 }
 

@@ -10,11 +10,13 @@
 //! enforce a policy fails closed with [`ErrorKind::Unsupported`].
 //! Every provider passes `sandkit_testkit::provider_suite` for what it declares.
 
+use std::borrow::Cow;
 use std::fmt;
 use std::pin::Pin;
 use std::time::Duration;
 
 use async_trait::async_trait;
+use bytes::Bytes;
 use chrono::{DateTime, Utc};
 use futures::Stream;
 use futures::future::BoxFuture;
@@ -221,39 +223,65 @@ pub enum StdStream {
     Stderr,
 }
 
-/// A piece of command output as it arrived (not line-aligned).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// A piece of command output as it arrived: raw bytes, not line-aligned and not
+/// necessarily valid UTF-8 (a multi-byte character may be split across chunks).
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LogChunk {
     /// Source stream.
     pub stream: StdStream,
-    /// The text.
-    pub chunk: String,
+    /// The bytes, exactly as the command wrote them.
+    pub bytes: Bytes,
 }
 
 impl LogChunk {
-    /// A stdout chunk.
-    pub fn stdout(chunk: impl Into<String>) -> Self {
+    /// A chunk of `stream`.
+    pub fn new(stream: StdStream, bytes: impl Into<Bytes>) -> Self {
         LogChunk {
-            stream: StdStream::Stdout,
-            chunk: chunk.into(),
+            stream,
+            bytes: bytes.into(),
         }
     }
+
+    /// A stdout chunk.
+    pub fn stdout(bytes: impl Into<Bytes>) -> Self {
+        Self::new(StdStream::Stdout, bytes)
+    }
+
     /// A stderr chunk.
-    pub fn stderr(chunk: impl Into<String>) -> Self {
-        LogChunk {
-            stream: StdStream::Stderr,
-            chunk: chunk.into(),
-        }
+    pub fn stderr(bytes: impl Into<Bytes>) -> Self {
+        Self::new(StdStream::Stderr, bytes)
+    }
+
+    /// The bytes as text; invalid UTF-8 (including a character split across chunks)
+    /// becomes U+FFFD.
+    pub fn text(&self) -> Cow<'_, str> {
+        String::from_utf8_lossy(&self.bytes)
+    }
+
+    /// Number of bytes.
+    pub fn len(&self) -> usize {
+        self.bytes.len()
+    }
+
+    /// Whether the chunk holds no bytes.
+    pub fn is_empty(&self) -> bool {
+        self.bytes.is_empty()
     }
 }
 
 /// A stream of log chunks; it ends when the process's output ends.
 pub type LogStream = Pin<Box<dyn Stream<Item = Result<LogChunk>> + Send + 'static>>;
 
+/// Chunks a [`ProcessSink`] queues before [`ProcessSink::send`] waits for the reader:
+/// a slow reader slows the process down instead of growing memory.
+pub const PROCESS_OUTPUT_BACKLOG: usize = 64;
+
 /// A running process: its output stream and its exit code.
 ///
-/// Drain `output` to its end, then await `exit`. Providers must not block on a slow
-/// reader (the channel built by [`ProcessHandle::channel`] is unbounded).
+/// Drain `output` to its end, then await `exit`. Output is backpressured: a provider
+/// feeding a [`ProcessHandle::channel`] waits while [`PROCESS_OUTPUT_BACKLOG`] chunks
+/// are unread, so a reader that stops reading (without dropping the handle) holds the
+/// process's output up.
 pub struct ProcessHandle {
     /// Provider-side process/command id.
     pub id: String,
@@ -274,14 +302,15 @@ impl fmt::Debug for ProcessHandle {
 /// The provider's side of a [`ProcessHandle`] made by [`ProcessHandle::channel`].
 #[derive(Debug)]
 pub struct ProcessSink {
-    output: mpsc::UnboundedSender<Result<LogChunk>>,
+    output: mpsc::Sender<Result<LogChunk>>,
     exit: oneshot::Sender<Result<i32>>,
 }
 
 impl ProcessSink {
-    /// Sends a chunk (ignored when the reader went away).
-    pub fn send(&self, chunk: LogChunk) {
-        let _ = self.output.send(Ok(chunk));
+    /// Sends a chunk, waiting while [`PROCESS_OUTPUT_BACKLOG`] chunks are unread.
+    /// Returns `false` (at once) when the reader went away; the chunk is then dropped.
+    pub async fn send(&self, chunk: LogChunk) -> bool {
+        self.output.send(Ok(chunk)).await.is_ok()
     }
 
     /// Whether the reader went away (the provider may stop following the process).
@@ -290,8 +319,8 @@ impl ProcessSink {
     }
 
     /// Ends the output with an error.
-    pub fn fail(self, error: Error) {
-        let _ = self.output.send(Err(error.clone()));
+    pub async fn fail(self, error: Error) {
+        let _ = self.output.send(Err(error.clone())).await;
         let _ = self.exit.send(Err(error));
     }
 
@@ -305,7 +334,7 @@ impl ProcessSink {
 impl ProcessHandle {
     /// A handle fed through a [`ProcessSink`], for providers that push output.
     pub fn channel(id: impl Into<String>) -> (ProcessSink, ProcessHandle) {
-        let (out_tx, mut out_rx) = mpsc::unbounded_channel();
+        let (out_tx, mut out_rx) = mpsc::channel(PROCESS_OUTPUT_BACKLOG);
         let (exit_tx, exit_rx) = oneshot::channel();
         let output = Box::pin(futures::stream::poll_fn(move |cx| out_rx.poll_recv(cx)));
         let exit = Box::pin(async move {

@@ -23,7 +23,7 @@ use crate::model::{
     Lease, LeaseKind, RunKind, RunRecord, RunStatus, SnapshotRef, WorkspaceRecord, now,
 };
 use crate::output::{CommandResult, LogBuffer};
-use crate::provider::{LogStream, ProcessInfo, ProviderSession};
+use crate::provider::{LogStream, ProcessHandle, ProcessInfo, ProviderSession};
 use crate::sandkit::Inner;
 use crate::spec::{CommandSpec, SessionOptions};
 use crate::store::RunWrite;
@@ -344,8 +344,19 @@ impl Session {
         let handle = self.state.provider.exec(spec.exec_spec()).await?;
         let log = LogBuffer::default();
         let exit_code = log.pump(handle).await?;
-        let (stdout, stderr) = log.collect();
-        Ok(CommandResult::new(exit_code, stdout, stderr))
+        Ok(CommandResult::from_logs(exit_code, &log))
+    }
+
+    /// Runs a command in the session like [`exec`](Session::exec), but hands back its
+    /// live output instead of collecting it: drain [`ProcessHandle::output`] (raw
+    /// bytes, any size, backpressured), then await [`ProcessHandle::exit`]. Dropping
+    /// the handle stops following the command; it runs on in the session.
+    pub async fn exec_streaming(&self, spec: CommandSpec) -> Result<ProcessHandle> {
+        no_key(&spec, "exec")?;
+        spec.validate()?;
+        let (_, rules) = self.rules_for(spec.policy.as_ref()).await?;
+        self.apply(rules).await?;
+        self.state.provider.exec(spec.exec_spec()).await
     }
 
     /// Starts a background process; it keeps running until it exits, is killed, or the
@@ -587,8 +598,7 @@ impl Process {
     /// Waits for the process to exit.
     pub async fn wait(&self) -> Result<CommandResult> {
         let exit_code = self.exit.clone().await?;
-        let (stdout, stderr) = self.logs.collect();
-        Ok(CommandResult::new(exit_code, stdout, stderr))
+        Ok(CommandResult::from_logs(exit_code, &self.logs))
     }
 
     /// Stops it.

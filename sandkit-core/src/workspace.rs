@@ -367,8 +367,8 @@ pub(crate) fn finished_result(run: &RunRecord) -> Option<crate::output::CommandR
     }
     let mut result = crate::output::CommandResult::new(
         exit_code,
-        run.stdout.clone().unwrap_or_default(),
-        run.stderr.clone().unwrap_or_default(),
+        run.stdout_text().unwrap_or_default().to_owned(),
+        run.stderr_text().unwrap_or_default().to_owned(),
     );
     result.run_id = Some(run.id.clone());
     result.replayed = true;

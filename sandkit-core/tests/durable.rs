@@ -104,7 +104,7 @@ async fn detached_commands_stream_logs_before_wait_and_finalize_without_wait() {
     let mut logs = cmd.logs();
     let first = logs.next().await.expect("a chunk").expect("ok");
     assert_eq!(
-        (first.stream, first.chunk.as_str()),
+        (first.stream, first.text().as_ref()),
         (StdStream::Stdout, "first\n")
     );
     assert!(
@@ -135,7 +135,7 @@ async fn every_logs_reader_replays_from_the_start() {
     assert_eq!(result.stdout, "a\nb\n");
     let replay: String = cmd
         .logs()
-        .map(|c| c.expect("chunk").chunk)
+        .map(|c| c.expect("chunk").text().into_owned())
         .collect::<Vec<_>>()
         .await
         .concat();
@@ -302,9 +302,22 @@ async fn output_is_capped_in_the_store_but_complete_for_the_caller() {
     let out = run(&ws, "echo 0123456789abcdefghijklmnop").await;
     assert_eq!(out.stdout, "0123456789abcdefghijklmnop\n");
     let r = &all_runs(&ws).await[0];
-    assert_eq!(r.stdout.as_deref(), Some("0123456789abcdef"));
+    assert_eq!(
+        r.stdout.as_deref(),
+        Some("0123456789abcdef\n[sandkit: stdout truncated; 27 bytes written]\n")
+    );
+    assert_eq!(r.stdout_text(), Some("0123456789abcdef"));
+    assert_eq!(r.stdout_bytes_written(), Some(27));
     assert!(r.stdout_truncated);
     assert!(!r.stderr_truncated);
+    assert_eq!(r.stderr_bytes_written(), Some(0));
+    // A replay gives the captured text, without the marker.
+    let spec = || sh("echo 0123456789abcdefghijklmnop").idempotency_key("cut");
+    ws.run_command(spec()).await.expect("first");
+    let replayed = ws.run_command(spec()).await.expect("replay");
+    assert!(replayed.replayed);
+    assert_eq!(replayed.stdout, "0123456789abcdef");
+    assert!(replayed.stdout_truncated);
 }
 
 #[tokio::test]

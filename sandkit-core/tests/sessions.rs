@@ -250,7 +250,7 @@ async fn background_processes_stream_and_can_be_killed() {
     );
     let replay: Vec<String> = quick
         .logs()
-        .map(|c| c.expect("chunk").chunk)
+        .map(|c| c.expect("chunk").text().into_owned())
         .collect()
         .await;
     assert_eq!(replay, ["ready\n", "note\n"]);
@@ -258,7 +258,7 @@ async fn background_processes_stream_and_can_be_killed() {
         .process_logs(quick.id())
         .await
         .expect("logs")
-        .map(|c| c.expect("chunk").chunk)
+        .map(|c| c.expect("chunk").text().into_owned())
         .collect()
         .await;
     assert_eq!(from_provider, replay);

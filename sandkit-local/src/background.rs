@@ -11,7 +11,6 @@ use tokio::io::AsyncReadExt;
 
 use crate::errors::io_error;
 use crate::procs::Group;
-use crate::utf8::Utf8Decoder;
 
 /// `sh -c` script supervising a background command: `$1` is the exit-code file, the
 /// rest is the command. It traps SIGTERM/SIGINT/SIGHUP (its child does not inherit the
@@ -88,13 +87,11 @@ struct Source {
     path: PathBuf,
     stream: StdStream,
     file: Option<tokio::fs::File>,
-    decoder: Utf8Decoder,
 }
 
 impl Source {
-    /// New text since the last call (`Some("")` when only part of a character came);
-    /// `None` when there is nothing new.
-    async fn read_new(&mut self, buf: &mut [u8]) -> std::io::Result<Option<String>> {
+    /// New bytes since the last call; `None` when there is nothing new.
+    async fn read_new(&mut self, buf: &mut [u8]) -> std::io::Result<Option<Vec<u8>>> {
         if self.file.is_none() {
             match tokio::fs::File::open(&self.path).await {
                 Ok(f) => self.file = Some(f),
@@ -106,7 +103,7 @@ impl Source {
             return Ok(None);
         };
         let n = file.read(buf).await?;
-        Ok((n > 0).then(|| self.decoder.decode(&buf[..n])))
+        Ok((n > 0).then(|| buf[..n].to_vec()))
     }
 }
 
@@ -131,14 +128,9 @@ impl Follower {
             let mut progressed = false;
             for source in &mut self.sources {
                 match source.read_new(&mut self.buf).await {
-                    Ok(Some(text)) => {
+                    Ok(Some(bytes)) => {
                         progressed = true;
-                        if !text.is_empty() {
-                            self.pending.push_back(LogChunk {
-                                stream: source.stream,
-                                chunk: text,
-                            });
-                        }
+                        self.pending.push_back(LogChunk::new(source.stream, bytes));
                     }
                     Ok(None) => {}
                     Err(e) => {
@@ -151,15 +143,6 @@ impl Follower {
                 continue;
             }
             if self.finishing {
-                for source in &mut self.sources {
-                    let tail = source.decoder.finish();
-                    if !tail.is_empty() {
-                        self.pending.push_back(LogChunk {
-                            stream: source.stream,
-                            chunk: tail,
-                        });
-                    }
-                }
                 self.ended = true;
             } else if self.watch.exit_code().is_some() {
                 // One more pass picks up what was written just before the exit.
@@ -177,7 +160,6 @@ pub(crate) fn follow([stdout, stderr]: [PathBuf; 2], watch: Watch) -> LogStream 
         path,
         stream,
         file: None,
-        decoder: Utf8Decoder::default(),
     };
     let follower = Follower {
         sources: [

@@ -9,7 +9,6 @@ use tokio::process::{Child, ChildStderr, ChildStdout};
 use tokio::time::{Instant, sleep_until};
 
 use crate::procs::{self, Group};
-use crate::utf8::Utf8Decoder;
 
 /// Exit code reported when the timeout killed the command.
 pub(crate) const TIMEOUT_EXIT_CODE: i32 = 137;
@@ -21,11 +20,10 @@ const DRAIN_AFTER_KILL: Duration = Duration::from_secs(2);
 /// Read size for output pipes.
 const READ_SIZE: usize = 16 * 1024;
 
-/// One output pipe and its decoder.
+/// One output pipe.
 struct Pipe<R> {
     reader: Option<R>,
     stream: StdStream,
-    decoder: Utf8Decoder,
     buf: Vec<u8>,
 }
 
@@ -34,7 +32,6 @@ impl<R: tokio::io::AsyncRead + Unpin> Pipe<R> {
         Pipe {
             reader,
             stream,
-            decoder: Utf8Decoder::default(),
             buf: vec![0; READ_SIZE],
         }
     }
@@ -50,26 +47,62 @@ impl<R: tokio::io::AsyncRead + Unpin> Pipe<R> {
         }
     }
 
-    /// Forwards `n` read bytes (0 = end of stream) to the sink.
-    fn forward(&mut self, read: std::io::Result<usize>, sink: &ProcessSink) {
-        let text = match read {
-            Ok(n) if n > 0 => self.decoder.decode(&self.buf[..n]),
+    /// The chunk of `n` read bytes; `None` (and the pipe closed) at the end of stream.
+    fn chunk(&mut self, read: std::io::Result<usize>) -> Option<LogChunk> {
+        match read {
+            Ok(n) if n > 0 => Some(LogChunk::new(self.stream, self.buf[..n].to_vec())),
             _ => {
                 self.reader = None;
-                self.decoder.finish()
+                None
             }
-        };
-        if !text.is_empty() {
-            sink.send(LogChunk {
-                stream: self.stream,
-                chunk: text,
-            });
         }
     }
 }
 
-/// Streams the output of `child` into `sink` and reports its exit code. With a
-/// `timeout`, all its processes are killed with SIGKILL when it elapses (exit code 137).
+/// The timeout of a command: when it elapses, all its processes are killed.
+struct Deadline {
+    at: Instant,
+    group: Group,
+    killed: bool,
+}
+
+impl Deadline {
+    async fn elapsed(&self) {
+        if self.killed {
+            std::future::pending::<()>().await;
+        }
+        sleep_until(self.at).await;
+    }
+
+    async fn kill(&mut self) {
+        tracing::debug!(
+            leader = self.group.leader,
+            "command timed out; killing its processes"
+        );
+        let group = self.group;
+        let _ = tokio::task::spawn_blocking(move || group.signal(libc::SIGKILL)).await;
+        self.killed = true;
+    }
+
+    /// Sends `chunk`, waiting for the reader (backpressure) but not past the deadline.
+    async fn send(&mut self, sink: &ProcessSink, chunk: Option<LogChunk>) {
+        let Some(chunk) = chunk else {
+            return;
+        };
+        let send = sink.send(chunk);
+        tokio::pin!(send);
+        tokio::select! {
+            _ = &mut send => return,
+            () = self.elapsed() => {}
+        }
+        self.kill().await;
+        send.await;
+    }
+}
+
+/// Streams the output of `child` into `sink` (raw bytes, waiting while the reader is
+/// behind) and reports its exit code. With a `timeout`, all its processes are killed
+/// with SIGKILL when it elapses (exit code 137).
 pub(crate) async fn supervise(
     mut child: Child,
     group: Group,
@@ -79,14 +112,24 @@ pub(crate) async fn supervise(
     let mut out: Pipe<ChildStdout> = Pipe::new(child.stdout.take(), StdStream::Stdout);
     let mut err: Pipe<ChildStderr> = Pipe::new(child.stderr.take(), StdStream::Stderr);
     let far = Instant::now() + Duration::from_secs(365 * 24 * 3600);
-    let deadline = timeout.map_or(far, |t| Instant::now() + t);
+    let mut deadline = Deadline {
+        at: timeout.map_or(far, |t| Instant::now() + t),
+        group,
+        killed: false,
+    };
     let mut give_up = far;
     let mut exit: Option<i32> = None;
-    let mut killed = false;
     while exit.is_none() || out.is_open() || err.is_open() {
+        let was_killed = deadline.killed;
         tokio::select! {
-            read = out.read(), if out.is_open() => out.forward(read, sink),
-            read = err.read(), if err.is_open() => err.forward(read, sink),
+            read = out.read(), if out.is_open() => {
+                let chunk = out.chunk(read);
+                deadline.send(sink, chunk).await;
+            }
+            read = err.read(), if err.is_open() => {
+                let chunk = err.chunk(read);
+                deadline.send(sink, chunk).await;
+            }
             status = child.wait(), if exit.is_none() => {
                 exit = Some(match status {
                     Ok(s) => exit_code(s),
@@ -96,21 +139,19 @@ pub(crate) async fn supervise(
                     }
                 });
             }
-            () = sleep_until(deadline), if !killed => {
-                tracing::debug!(leader = group.leader, "command timed out; killing its processes");
-                let _ = tokio::task::spawn_blocking(move || group.signal(libc::SIGKILL)).await;
-                killed = true;
-                give_up = Instant::now() + DRAIN_AFTER_KILL;
-            }
-            () = sleep_until(give_up), if killed => {
+            () = deadline.elapsed(), if !deadline.killed => deadline.kill().await,
+            () = sleep_until(give_up), if deadline.killed => {
                 if exit.is_none() {
                     exit = child.wait().await.ok().map(exit_code);
                 }
                 break;
             }
         }
+        if deadline.killed && !was_killed {
+            give_up = Instant::now() + DRAIN_AFTER_KILL;
+        }
     }
-    if killed {
+    if deadline.killed {
         procs::kill_now(&[group]).await;
         TIMEOUT_EXIT_CODE
     } else {
@@ -135,9 +176,10 @@ pub(crate) fn not_started(id: String, program: &str, err: &std::io::Error) -> Pr
         _ => (126, "cannot execute"),
     };
     let (sink, handle) = ProcessHandle::channel(id);
-    sink.send(LogChunk::stderr(format!(
-        "sandkit-local: {program}: {why} ({err})\n"
-    )));
-    sink.finish(code);
+    let message = LogChunk::stderr(format!("sandkit-local: {program}: {why} ({err})\n"));
+    tokio::spawn(async move {
+        sink.send(message).await;
+        sink.finish(code);
+    });
     handle
 }

@@ -78,8 +78,10 @@
 //!   command's own variables), in their own session and process group, so a timeout
 //!   (SIGKILL, exit code 137) or [`kill`](sandkit_core::ProviderSession::kill)
 //!   (SIGTERM, then SIGKILL after a grace period) reaches everything they started.
-//! * Output is decoded as UTF-8 without ever splitting a character across chunks;
-//!   invalid bytes become U+FFFD.
+//! * Output is passed on as raw bytes, exactly as written (binary output such as
+//!   `tar c .` is intact), of any size: the pipes are read only as fast as the reader
+//!   takes the chunks, so a slow reader slows the command down instead of growing
+//!   memory.
 //! * Snapshots keep symlinks as symlinks (never followed, wherever they point) and
 //!   restoring never writes outside the new session directory. Packs and manifests are
 //!   written under temporary names and renamed into place, so a failed snapshot (disk
@@ -121,7 +123,6 @@ mod provider;
 mod removal;
 mod session;
 mod snapshot;
-mod utf8;
 
 pub use provider::{
     DEFAULT_KILL_GRACE, DEFAULT_MAX_PORTS, DEFAULT_TIMEOUT, LocalProvider, LocalProviderBuilder,

@@ -40,7 +40,8 @@ async fn first_chunk(s: &dyn ProviderSession, id: &str) -> String {
         .expect("output in time")
         .expect("output")
         .expect("chunk")
-        .chunk
+        .text()
+        .into_owned()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -163,7 +163,7 @@ async fn tightening_to_deny_all_never_leaves_a_networked_process_running() {
                 common::first_output_line(&*s, &handle.id).await
             } else {
                 let chunk = handle.output.next().await.expect("output").expect("chunk");
-                chunk.chunk.trim().parse().expect("pid")
+                chunk.text().trim().parse().expect("pid")
             };
             let _kill = common::KillOnDrop(pid);
             assert_ne!(

@@ -65,8 +65,8 @@ async fn background_processes_outlive_their_handles_and_replay_logs() {
     while let Some(chunk) = logs.next().await {
         let chunk = chunk.unwrap();
         match chunk.stream {
-            StdStream::Stdout => out.push_str(&chunk.chunk),
-            StdStream::Stderr => err.push_str(&chunk.chunk),
+            StdStream::Stdout => out.push_str(&chunk.text()),
+            StdStream::Stderr => err.push_str(&chunk.text()),
         }
     }
     assert_eq!((out.as_str(), err.as_str()), ("one\ntwo\n", "err\n"));

@@ -114,8 +114,8 @@ pub async fn exec_streams_chunks(f: &ProviderFixture) {
     while let Some(chunk) = handle.output.next().await {
         let chunk = chunk.expect("chunk");
         match chunk.stream {
-            StdStream::Stdout => out.push_str(&chunk.chunk),
-            StdStream::Stderr => err.push_str(&chunk.chunk),
+            StdStream::Stdout => out.push_str(&chunk.text()),
+            StdStream::Stderr => err.push_str(&chunk.text()),
         }
     }
     assert_eq!(handle.exit.await.expect("exit"), 0);
@@ -327,7 +327,7 @@ pub async fn background_processes(f: &ProviderFixture) {
     let joined: String = replay
         .iter()
         .filter(|c| c.stream == StdStream::Stdout)
-        .map(|c| c.chunk.as_str())
+        .map(|c| c.text().into_owned())
         .collect();
     assert_eq!(joined, "started\n");
     assert!(

@@ -36,6 +36,15 @@
 //! The effective network policy is sent with the create request, so a durable command
 //! costs exactly three API calls: create, run (wait + logs, streamed), snapshot.
 //!
+//! # Command output
+//!
+//! Output streams as it arrives (NDJSON log lines), with backpressure: a slow reader
+//! slows the stream down instead of growing memory. The service sends each line's
+//! `data` as JSON text, so output that is not UTF-8 (a PNG, a tar stream) reaches
+//! Sandkit already replaced (U+FFFD) by the service; the chunks hold the UTF-8 bytes
+//! of that text as sent. Byte-exact output needs a provider with raw pipes (e.g.
+//! `sandkit-local`), or an encoding done inside the sandbox (`base64`).
+//!
 //! # Capabilities
 //!
 //! | capability | value |

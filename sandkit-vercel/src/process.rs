@@ -73,13 +73,13 @@ pub(crate) async fn read_first_command(
     }
 }
 
-/// Forwards log lines to `emit` until the final command line; returns its exit code.
+/// Forwards log lines to `sink` until the final command line; returns its exit code.
 pub(crate) async fn read_wait_stream(
     mut lines: NdjsonLines,
     core: &SessionCore,
     command: &str,
     secrets: &[String],
-    emit: impl Fn(LogChunk),
+    sink: &ProcessSink,
 ) -> Result<i32> {
     let session = core.id.as_str();
     loop {
@@ -89,7 +89,9 @@ pub(crate) async fn read_wait_stream(
             Some(Ok(line)) => line,
         };
         match StreamLine::parse(&line) {
-            Ok(StreamLine::Output { stderr, data }) => emit(chunk(stderr, data)),
+            Ok(StreamLine::Output { stderr, data }) => {
+                sink.send(chunk(stderr, data)).await;
+            }
             Ok(StreamLine::Failure(f)) => return Err(stream_error(core, f, secrets)),
             Ok(StreamLine::Command(c)) => {
                 return match c.exit() {
@@ -128,13 +130,16 @@ pub(crate) async fn read_wait_stream(
 
 /// Ends `sink` with the outcome of following a command, as [`SessionCore::watched`]
 /// gives it.
-pub(crate) fn deliver(sink: ProcessSink, outcome: Result<Result<i32>>) {
+pub(crate) async fn deliver(sink: ProcessSink, outcome: Result<Result<i32>>) {
     match outcome.and_then(|r| r) {
         Ok(code) => sink.finish(code),
-        Err(e) => sink.fail(e),
+        Err(e) => sink.fail(e).await,
     }
 }
 
+/// A chunk of a log line's `data`. The service sends output as JSON text: output that
+/// was not UTF-8 reaches us already replaced (U+FFFD) by the service, so the chunk holds
+/// the UTF-8 bytes of that text, not the bytes the command wrote.
 fn chunk(stderr: bool, data: String) -> LogChunk {
     if stderr {
         LogChunk::stderr(data)
@@ -180,7 +185,7 @@ async fn logs_pass(
     command: &str,
     secrets: &[String],
     progress: &mut Progress,
-    emit: &impl Fn(LogChunk),
+    sink: &ProcessSink,
 ) -> Result<bool> {
     let call = core
         .call(Method::GET, "read command logs", &["cmd", command, "logs"])
@@ -194,7 +199,7 @@ async fn logs_pass(
         match StreamLine::parse(&line) {
             Ok(StreamLine::Output { stderr, data }) => {
                 if let Some(fresh) = progress.fresh(stderr, &data) {
-                    emit(chunk(stderr, fresh));
+                    sink.send(chunk(stderr, fresh)).await;
                 }
             }
             Ok(StreamLine::Failure(f)) => return Err(stream_error(core, f, secrets)),
@@ -214,11 +219,11 @@ pub(crate) async fn follow(
     core: &SessionCore,
     command: &str,
     secrets: &[String],
-    emit: impl Fn(LogChunk),
+    sink: &ProcessSink,
 ) -> Result<i32> {
     let mut progress = Progress::default();
     loop {
-        logs_pass(core, command, secrets, &mut progress, &emit).await?;
+        logs_pass(core, command, secrets, &mut progress, sink).await?;
         let call = core
             .call(Method::GET, "wait for command", &["cmd", command])
             .query("wait", "true")
@@ -226,7 +231,7 @@ pub(crate) async fn follow(
         let waited: CommandEnvelope = core.json(call).await?;
         if let Some(code) = waited.command.exit() {
             // Output written after the last pass ended (none when the stream ran to the exit).
-            if !logs_pass(core, command, secrets, &mut progress, &emit).await? {
+            if !logs_pass(core, command, secrets, &mut progress, sink).await? {
                 return Err(broken(&core.id, command, "broke"));
             }
             return Ok(code);

@@ -89,9 +89,9 @@ impl VercelSession {
     fn follow_in_background(&self, id: String, secrets: Vec<String>, sink: ProcessSink) {
         let core = self.core.clone();
         tokio::spawn(async move {
-            let output = follow(&core, &id, &secrets, |chunk| sink.send(chunk));
+            let output = follow(&core, &id, &secrets, &sink);
             let outcome = core.watched(output).await;
-            deliver(sink, outcome);
+            deliver(sink, outcome).await;
         });
     }
 }
@@ -385,9 +385,9 @@ impl ProviderSession for VercelSession {
         let (sink, handle) = ProcessHandle::channel(command.id.clone());
         let core = self.core.clone();
         tokio::spawn(async move {
-            let output = read_wait_stream(lines, &core, &command.id, &secrets, |c| sink.send(c));
+            let output = read_wait_stream(lines, &core, &command.id, &secrets, &sink);
             let outcome = core.watched(output).await;
-            deliver(sink, outcome);
+            deliver(sink, outcome).await;
         });
         Ok(handle)
     }

@@ -320,3 +320,35 @@ async fn a_commit_that_died_after_its_snapshot_is_finished_by_the_retry() {
         .expect("run after the finished commit");
     assert_eq!(read.stdout, "live\n");
 }
+
+/// The service sends output as JSON text: bytes that are not UTF-8 arrive replaced by
+/// U+FFFD, and Sandkit passes the UTF-8 bytes of that text through unchanged (live
+/// chunks, result and journal alike).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn non_utf8_output_arrives_as_the_text_the_service_sent() {
+    use futures::StreamExt;
+
+    let fake = FakeVercel::start().await;
+    let sandkit = sandkit(&fake);
+    let ws = sandkit
+        .create_workspace(WorkspaceSpec::new().name("bytes"))
+        .await
+        .expect("workspace");
+    let cmd = ws
+        .spawn_command(CommandSpec::new("sh").args(["-c", r"printf '\211PNG\377\376 é'"]))
+        .await
+        .expect("spawn");
+    let live: Vec<u8> = cmd
+        .logs()
+        .map(|c| c.expect("chunk").bytes.to_vec())
+        .concat()
+        .await;
+    let sent = "\u{FFFD}PNG\u{FFFD}\u{FFFD} é";
+    assert_eq!(live, sent.as_bytes());
+    let result = cmd.wait().await.expect("wait");
+    assert_eq!(result.stdout, sent);
+    assert_eq!(result.stdout_bytes(), sent.as_bytes());
+    let run = &ws.runs(Default::default()).await.expect("runs").items[0];
+    assert_eq!(run.stdout_text(), Some(sent));
+    assert_eq!(run.stdout_bytes_written(), Some(sent.len() as u64));
+}

@@ -321,7 +321,7 @@ async fn process_logs_checks_the_command_then_replays_its_logs() {
         .collect()
         .await;
     assert!(chunks.iter().all(|c| c.stream == StdStream::Stdout));
-    let text: String = chunks.iter().map(|c| c.chunk.as_str()).collect();
+    let text: String = chunks.iter().map(|c| c.text()).collect();
     assert_eq!(text, "> next dev\nready on 3000\n");
     server.verify().await;
 }

@@ -86,7 +86,7 @@ pub async fn run(args: &GenerateArgs) -> Result<i32> {
         None => (None, Plan::Absent),
     };
     if plan == Plan::UpToDate {
-        println!(
+        outln!(
             "sandkit: the database is up to date (schema version {SCHEMA_VERSION}); nothing to generate"
         );
         return Ok(0);
@@ -192,7 +192,7 @@ fn ask_dialect(found: &Discovery) -> Result<Dialect> {
         return Err(found.unclear_error());
     }
     let suggestion = found.dialect.map(|d| format!(" [{d}]")).unwrap_or_default();
-    print!("Which SQL dialect does this project use? sqlite, postgres or mysql{suggestion}: ");
+    out!("Which SQL dialect does this project use? sqlite, postgres or mysql{suggestion}: ");
     std::io::stdout()
         .flush()
         .map_err(|e| Error::storage(format!("cannot write to the terminal: {e}")))?;
@@ -247,7 +247,7 @@ fn seaorm_layout(dir: &Path, found: &Discovery) -> Layout {
 
 fn print_files(files: &[GeneratedFile]) {
     if let [only] = files {
-        print!("{}", only.contents);
+        out!("{}", only.contents);
         return;
     }
     for file in files {
@@ -255,9 +255,9 @@ fn print_files(files: &[GeneratedFile]) {
             sandkit_codegen::Language::Rust => "//",
             sandkit_codegen::Language::Sql => "--",
         };
-        println!("{marker} ==> {} <==", file.path);
-        print!("{}", file.contents);
-        println!();
+        outln!("{marker} ==> {} <==", file.path);
+        out!("{}", file.contents);
+        outln!();
     }
 }
 
@@ -267,7 +267,7 @@ fn report(outcomes: &[WriteOutcome], dir: &Path) {
         .iter()
         .all(|o| matches!(o, WriteOutcome::UpToDate(_)))
     {
-        println!("sandkit: up to date ({} files unchanged)", outcomes.len());
+        outln!("sandkit: up to date ({} files unchanged)", outcomes.len());
         return;
     }
     for outcome in outcomes {
@@ -276,7 +276,7 @@ fn report(outcomes: &[WriteOutcome], dir: &Path) {
             WriteOutcome::Replaced(_) => "replaced",
             WriteOutcome::UpToDate(_) => "up to date",
         };
-        println!("sandkit: {verdict} {}", shown(outcome.path()));
+        outln!("sandkit: {verdict} {}", shown(outcome.path()));
     }
 }
 

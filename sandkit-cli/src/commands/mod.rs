@@ -67,7 +67,7 @@ pub fn policy(command: &PolicyCommand, as_json: bool) -> Result<i32> {
             if as_json {
                 json(&value!({ "description": policy.describe(), "policy": policy }))?;
             } else {
-                println!("{}", policy.describe());
+                outln!("{}", policy.describe());
                 json(&policy)?;
             }
             Ok(0)
@@ -83,9 +83,9 @@ pub fn policy(command: &PolicyCommand, as_json: bool) -> Result<i32> {
                     "reason": verdict.reason,
                 }))?;
             } else if verdict.allowed {
-                println!("allowed: {}", verdict.reason);
+                outln!("allowed: {}", verdict.reason);
             } else {
-                println!("denied: {}", verdict.reason);
+                outln!("denied: {}", verdict.reason);
             }
             Ok(if verdict.allowed { 0 } else { 1 })
         }
@@ -101,7 +101,7 @@ pub async fn gc(ctx: &Context, dry_run: bool) -> Result<i32> {
     }
     let verb = if dry_run { "would delete" } else { "deleted" };
     for snapshot in &report.deleted {
-        println!("{verb} {} ({})", snapshot.id, snapshot.provider);
+        outln!("{verb} {} ({})", snapshot.id, snapshot.provider);
     }
     for (snapshot, reason) in &report.failed {
         eprintln!(

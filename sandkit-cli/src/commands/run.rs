@@ -7,7 +7,7 @@ use sandkit_core::{Command, CommandPhase, CommandSpec, ErrorKind, Result, Worksp
 
 use crate::cli::RunArgs;
 use crate::context::{Context, parse_policy};
-use crate::output::{Progress, write_chunk};
+use crate::output::{Progress, SIGPIPE_EXIT, Written, write_chunk};
 use crate::signals::{Signals, until_signal};
 
 /// How often `--wait` retries a busy workspace.
@@ -66,7 +66,9 @@ async fn start(ws: &Workspace, spec: CommandSpec, wait: bool) -> Result<Command>
     }
 }
 
-/// Streams output live, shows progress between phases, returns the exit code.
+/// Streams output live (raw bytes, any size), shows progress between phases, returns
+/// the exit code. When our stdout is closed (`| head`), the command is hung up: it is
+/// interrupted (journaled as such, the workspace keeps its head) and we exit 141.
 async fn follow(cmd: Command) -> Result<i32> {
     let mut progress = Progress::new(false);
     let mut phase = cmd.phase();
@@ -92,7 +94,10 @@ async fn follow(cmd: Command) -> Result<i32> {
                 Some(Ok(chunk)) => {
                     progress.hide();
                     shown = None;
-                    write_chunk(&chunk);
+                    if write_chunk(&chunk) == Written::StdoutClosed {
+                        drop(logs);
+                        return hang_up(&cmd).await;
+                    }
                 }
                 // Errors surface through wait() below.
                 Some(Err(_)) | None => logs_done = true,
@@ -111,4 +116,16 @@ async fn follow(cmd: Command) -> Result<i32> {
         );
     }
     Ok(result.exit_code)
+}
+
+/// Our stdout was closed by its reader: stops the command before it commits, waits
+/// until its run is journaled as interrupted, and returns [`SIGPIPE_EXIT`]. A command
+/// that already exited commits as usual.
+async fn hang_up(cmd: &Command) -> Result<i32> {
+    cmd.interrupt("its output was no longer read (stdout closed)");
+    match cmd.wait().await {
+        Ok(_) => Ok(SIGPIPE_EXIT),
+        Err(e) if e.kind() == &ErrorKind::Interrupted => Ok(SIGPIPE_EXIT),
+        Err(e) => Err(e),
+    }
 }

@@ -1,11 +1,12 @@
 //! `sandkit session …`: sessions that outlive the invocation that opened them.
 
+use futures::StreamExt;
 use sandkit_core::{CommandSpec, Result, SessionOptions};
 use serde_json::json as value;
 
 use crate::cli::SessionCommand;
 use crate::context::{Context, parse_policy};
-use crate::output::{Progress, json, pipe_logs, table, time, write_chunk};
+use crate::output::{Progress, SIGPIPE_EXIT, Written, json, pipe_logs, table, time, write_chunk};
 
 pub async fn run(ctx: &Context, command: SessionCommand) -> Result<i32> {
     let kit = &ctx.sandkit;
@@ -42,7 +43,7 @@ pub async fn run(ctx: &Context, command: SessionCommand) -> Result<i32> {
             if ctx.json {
                 json(&lease)?;
             } else {
-                println!(
+                outln!(
                     "session {} open on workspace {workspace} until {}",
                     lease.session_id.as_deref().unwrap_or("?"),
                     time(lease.expires_at)
@@ -59,7 +60,7 @@ pub async fn run(ctx: &Context, command: SessionCommand) -> Result<i32> {
                 json(&value!({ "workspace": workspace, "lease": lease }))?;
             } else {
                 match lease {
-                    Some(l) => println!(
+                    Some(l) => outln!(
                         "{} lease held by {} until {} ({}s left){}",
                         l.kind.as_str(),
                         l.holder,
@@ -69,7 +70,7 @@ pub async fn run(ctx: &Context, command: SessionCommand) -> Result<i32> {
                             .map(|s| format!(", session {s}"))
                             .unwrap_or_default()
                     ),
-                    None => println!("no live session or command on workspace {workspace}"),
+                    None => outln!("no live session or command on workspace {workspace}"),
                 }
             }
         }
@@ -83,10 +84,14 @@ pub async fn run(ctx: &Context, command: SessionCommand) -> Result<i32> {
             if let Some(policy) = &policy {
                 spec = spec.policy(parse_policy(policy)?);
             }
-            let result = session.exec(spec).await?;
-            write_chunk(&sandkit_core::LogChunk::stdout(result.stdout));
-            write_chunk(&sandkit_core::LogChunk::stderr(result.stderr));
-            return Ok(result.exit_code);
+            let mut handle = session.exec_streaming(spec).await?;
+            while let Some(chunk) = handle.output.next().await {
+                if write_chunk(&chunk?) == Written::StdoutClosed {
+                    // The command runs on in the session; we stop following it.
+                    return Ok(SIGPIPE_EXIT);
+                }
+            }
+            return handle.exit.await;
         }
         SessionCommand::Start { workspace, command } => {
             let session = kit.workspace(&workspace).await?.attach_session().await?;
@@ -95,7 +100,7 @@ pub async fn run(ctx: &Context, command: SessionCommand) -> Result<i32> {
             if ctx.json {
                 json(&value!({ "workspace": workspace, "process": process.id() }))?;
             } else {
-                println!("{}", process.id());
+                outln!("{}", process.id());
             }
         }
         SessionCommand::Logs {
@@ -105,7 +110,7 @@ pub async fn run(ctx: &Context, command: SessionCommand) -> Result<i32> {
         } => {
             let session = kit.workspace(&workspace).await?.attach_session().await?;
             match process {
-                Some(id) => pipe_logs(session.process_logs(&id).await?, follow).await?,
+                Some(id) => return pipe_logs(session.process_logs(&id).await?, follow).await,
                 None => {
                     let processes = session.processes().await?;
                     if ctx.json {
@@ -131,7 +136,7 @@ pub async fn run(ctx: &Context, command: SessionCommand) -> Result<i32> {
         }
         SessionCommand::Url { workspace, port } => {
             let session = kit.workspace(&workspace).await?.attach_session().await?;
-            println!("{}", session.url(port).await?);
+            outln!("{}", session.url(port).await?);
         }
         SessionCommand::Extend { workspace, by } => {
             let session = kit.workspace(&workspace).await?.attach_session().await?;
@@ -139,7 +144,7 @@ pub async fn run(ctx: &Context, command: SessionCommand) -> Result<i32> {
             if ctx.json {
                 json(&value!({ "workspace": workspace, "expiresAt": until }))?;
             } else {
-                println!(
+                outln!(
                     "session on workspace {workspace} extended until {}",
                     time(until)
                 );

@@ -67,7 +67,7 @@ pub async fn run(ctx: &Context, command: WorkspaceCommand) -> Result<i32> {
             if ctx.json {
                 json(&WorkspaceView::new(ws.record()))?;
             } else {
-                println!("{}", ws.id());
+                outln!("{}", ws.id());
             }
         }
         WorkspaceCommand::List(args) => {
@@ -115,19 +115,19 @@ pub async fn run(ctx: &Context, command: WorkspaceCommand) -> Result<i32> {
             if ctx.json {
                 json(&view)?;
             } else {
-                println!("id:       {}", view.id);
-                println!("name:     {}", view.name);
-                println!("state:    {}", view.state);
-                println!("status:   {}", view.status);
-                println!("policy:   {}", view.policy);
+                outln!("id:       {}", view.id);
+                outln!("name:     {}", view.name);
+                outln!("state:    {}", view.state);
+                outln!("status:   {}", view.status);
+                outln!("policy:   {}", view.policy);
                 if !view.exposed_ports.is_empty() {
                     let ports: Vec<String> =
                         view.exposed_ports.iter().map(u16::to_string).collect();
-                    println!("ports:    {}", ports.join(", "));
+                    outln!("ports:    {}", ports.join(", "));
                 }
-                println!("head:     {}", view.head.unwrap_or("-"));
+                outln!("head:     {}", view.head.unwrap_or("-"));
                 if let Some(lease) = &view.lease {
-                    println!(
+                    outln!(
                         "lease:    {} held by {} until {}",
                         lease.kind.as_str(),
                         lease.holder,
@@ -135,10 +135,10 @@ pub async fn run(ctx: &Context, command: WorkspaceCommand) -> Result<i32> {
                     );
                 }
                 if let Some(parent) = view.parent {
-                    println!("parent:   {parent}");
+                    outln!("parent:   {parent}");
                 }
-                println!("created:  {}", view.created_at);
-                println!("updated:  {}", view.updated_at);
+                outln!("created:  {}", view.created_at);
+                outln!("updated:  {}", view.updated_at);
             }
         }
         WorkspaceCommand::Delete { workspace } => {
@@ -178,7 +178,7 @@ pub async fn run(ctx: &Context, command: WorkspaceCommand) -> Result<i32> {
             if ctx.json {
                 json(&WorkspaceView::new(fork.record()))?;
             } else {
-                println!("{}", fork.id());
+                outln!("{}", fork.id());
             }
         }
         WorkspaceCommand::Restore { workspace, run } => {

@@ -34,8 +34,8 @@ async fn print(mut output: LogStream) -> Result<(), String> {
     while let Some(chunk) = output.next().await {
         let chunk = chunk.map_err(|e| e.to_string())?;
         let written = match chunk.stream {
-            StdStream::Stdout => std::io::stdout().write_all(chunk.chunk.as_bytes()),
-            StdStream::Stderr => std::io::stderr().write_all(chunk.chunk.as_bytes()),
+            StdStream::Stdout => std::io::stdout().write_all(&chunk.bytes),
+            StdStream::Stderr => std::io::stderr().write_all(&chunk.bytes),
         };
         written.map_err(|e| e.to_string())?;
     }

@@ -156,7 +156,7 @@ pub async fn first_output_line(s: &dyn ProviderSession, id: &str) -> i32 {
             .expect("output in time")
             .expect("output")
             .expect("chunk");
-        text.push_str(&chunk.chunk);
+        text.push_str(&chunk.text());
     }
     text.trim().parse().expect("a pid")
 }

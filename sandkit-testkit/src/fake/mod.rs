@@ -513,7 +513,7 @@ impl ProviderSession for FakeSessionHandle {
                 while let Some(item) = handle.output.next().await {
                     if let Ok(chunk) = item {
                         logs.push(chunk.clone());
-                        sink.send(chunk);
+                        sink.send(chunk).await;
                     }
                 }
                 let code = handle.exit.await.unwrap_or(-1);

@@ -231,7 +231,7 @@ pub(crate) async fn run(
         }
         let (result, exit) = builtin(&machine, &cwd, &env, &simple.words).await;
         code = result.code;
-        emit(&machine, &cwd, &simple, result, sink);
+        emit(&machine, &cwd, &simple, result, sink).await;
         if exit {
             break;
         }
@@ -261,7 +261,13 @@ fn fail(stderr: impl Into<String>, code: i32) -> Output {
     }
 }
 
-fn emit(machine: &SharedMachine, cwd: &str, simple: &Simple, out: Output, sink: &ProcessSink) {
+async fn emit(
+    machine: &SharedMachine,
+    cwd: &str,
+    simple: &Simple,
+    out: Output,
+    sink: &ProcessSink,
+) {
     let Output { stdout, stderr, .. } = out;
     if let Some((target, append)) = &simple.stdout_to {
         let path = resolve(cwd, target);
@@ -274,15 +280,15 @@ fn emit(machine: &SharedMachine, cwd: &str, simple: &Simple, out: Output, sink: 
         }
     } else if simple.stdout_to_stderr {
         if !stdout.is_empty() {
-            sink.send(LogChunk::stderr(stdout));
+            sink.send(LogChunk::stderr(stdout)).await;
         }
     } else if !stdout.is_empty() {
-        sink.send(LogChunk::stdout(stdout));
+        sink.send(LogChunk::stdout(stdout)).await;
     }
     if let Some(target) = &simple.stderr_to {
         lock(machine).files.insert(resolve(cwd, target), stderr);
     } else if !stderr.is_empty() {
-        sink.send(LogChunk::stderr(stderr));
+        sink.send(LogChunk::stderr(stderr)).await;
     }
 }
 

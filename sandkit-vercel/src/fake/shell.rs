@@ -3,7 +3,8 @@
 //!
 //! Supported: `sh -c` / `sh -lc` / `bash -c` scripts with `;`, newlines, `&&`, `||`,
 //! single and double quotes, `$VAR` / `${VAR}`, redirections `>`, `>>`, `2>`, `2>>`,
-//! `>&2`, `1>&2`, `2>&1`, and the builtins `echo [-n]`, `printf`, `cat`, `ls`, `pwd`,
+//! `>&2`, `1>&2`, `2>&1`, and the builtins `echo [-n]`, `printf` (`\NNN` bytes that
+//! are not UTF-8 become U+FFFD, as the service sends them), `cat`, `ls`, `pwd`,
 //! `cd`, `printenv`, `env`, `sleep`, `exit N`, `true`, `false`, `mkdir`, `touch`, `rm`,
 //! `test`/`[` (`-f`, `-d`, `-e`). A program run without `sh -c` is one builtin call. Pipes,
 //! background `&` and command substitution exit 2; unknown programs exit 127.
@@ -380,33 +381,49 @@ impl Process {
     }
 }
 
+/// `printf FORMAT ARGS…` with `\n`, `\t`, `\NNN` (octal byte), `%s`, `%d`, `%%`. The
+/// output is sent as JSON text, so bytes that are not UTF-8 become U+FFFD here, as the
+/// service replaces them.
 fn printf(args: &[String]) -> String {
     let format = args.first().cloned().unwrap_or_default();
     let mut values = args.iter().skip(1);
-    let mut s = String::new();
+    let mut s: Vec<u8> = Vec::new();
     let mut chars = format.chars().peekable();
     while let Some(c) = chars.next() {
         match (c, chars.peek().copied()) {
             ('\\', Some('n')) => {
                 chars.next();
-                s.push('\n');
+                s.push(b'\n');
             }
             ('\\', Some('t')) => {
                 chars.next();
-                s.push('\t');
+                s.push(b'\t');
+            }
+            ('\\', Some('0'..='7')) => {
+                let mut byte: u32 = 0;
+                for _ in 0..3 {
+                    match chars.peek().and_then(|d| d.to_digit(8)) {
+                        Some(d) => {
+                            byte = byte * 8 + d;
+                            chars.next();
+                        }
+                        None => break,
+                    }
+                }
+                s.push(u8::try_from(byte & 0xff).unwrap_or(0));
             }
             ('%', Some('s' | 'd')) => {
                 chars.next();
-                s.push_str(values.next().map(String::as_str).unwrap_or(""));
+                s.extend_from_slice(values.next().map(String::as_str).unwrap_or("").as_bytes());
             }
             ('%', Some('%')) => {
                 chars.next();
-                s.push('%');
+                s.push(b'%');
             }
-            _ => s.push(c),
+            _ => s.extend_from_slice(c.encode_utf8(&mut [0; 4]).as_bytes()),
         }
     }
-    s
+    String::from_utf8_lossy(&s).into_owned()
 }
 
 #[cfg(test)]

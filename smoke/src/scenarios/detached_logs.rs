@@ -42,7 +42,7 @@ async fn body(ctx: &Ctx) -> anyhow::Result<Outcome> {
                 at: Instant::now(),
                 phase: *phase.borrow(),
                 stream: chunk.stream,
-                text: chunk.chunk,
+                text: chunk.text().into_owned(),
             });
         }
         Ok::<_, sandkit_core::Error>(seen)

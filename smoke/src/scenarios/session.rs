@@ -224,7 +224,7 @@ async fn public_url(ctx: &Ctx, session: &Session, port: u16) -> anyhow::Result<S
     let mut printed = String::new();
     let waited = tokio::time::timeout(Duration::from_secs(20), async {
         while let Some(chunk) = logs.next().await {
-            printed.push_str(&chunk?.chunk);
+            printed.push_str(&chunk?.text());
             if printed.contains(&ready) {
                 return Ok(true);
             }
