@@ -76,7 +76,11 @@ fn exit_codes_pass_through_and_errors_have_their_own() {
 
     let out = home.run(&["session", "exec", "codes", "--", "true"]);
     assert_code(&out, 4);
-    assert!(stderr(&out).contains("open_session"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("sandkit session open codes"),
+        "{}",
+        stderr(&out)
+    );
 }
 
 #[test]
