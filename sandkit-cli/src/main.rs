@@ -169,7 +169,12 @@ fn init_tracing(verbose: u8) {
         1 => "info,sqlx=warn,sea_orm=warn",
         _ => "debug,sqlx=info,hyper=info,reqwest=info",
     };
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
+    let mut filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
+    // SeaORM's connector spans record the connection URL, password included: never log
+    // them, whatever RUST_LOG says.
+    if let Ok(directive) = "sea_orm::driver=off".parse() {
+        filter = filter.add_directive(directive);
+    }
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_ansi(std::io::stderr().is_terminal())

@@ -57,6 +57,24 @@ fn database_passwords_never_reach_the_logs() {
         .expect("run");
     let all = format!("{}{}", stdout(&out), stderr(&out));
     assert!(!all.contains("s3cret-pw"), "the password leaks:\n{all}");
+    // `generate` connects through SeaORM directly: its spans are filtered out too.
+    let out = home
+        .cmd()
+        .env("RUST_LOG", "trace")
+        .args([
+            "generate",
+            "--adapter",
+            "sql",
+            "--database-url",
+            &with_password,
+        ])
+        .output()
+        .expect("run");
+    let generated = format!("{}{}", stdout(&out), stderr(&out));
+    assert!(
+        !generated.contains("s3cret-pw"),
+        "the password leaks:\n{generated}"
+    );
     assert!(all.contains("DEBUG"), "verbose logging is on: {all}");
 }
 
