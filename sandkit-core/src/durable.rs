@@ -238,7 +238,11 @@ impl Workspace {
 
 /// Every secret value Sandkit resolved for a command: injected credentials, the
 /// command's environment values and the provider's own tokens.
-fn operation_redactor(inner: &Inner, rules: &FirewallRules, spec: &CommandSpec) -> Redactor {
+pub(crate) fn operation_redactor(
+    inner: &Inner,
+    rules: &FirewallRules,
+    spec: &CommandSpec,
+) -> Redactor {
     let mut redactor = inner.provider.secrets();
     redactor.add_rules(rules);
     for value in spec.env.values() {

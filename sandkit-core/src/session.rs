@@ -300,12 +300,18 @@ impl Session {
         no_key(&spec, "exec")?;
         spec.validate()?;
         let (_, rules) = self.rules_for(spec.policy.as_ref()).await?;
-        self.apply(rules).await?;
-        let handle = self.state.provider.exec(spec.exec_spec()).await?;
-        let log = LogBuffer::default();
-        let exit_code = log.pump(handle).await?;
-        let (stdout, stderr) = log.collect();
-        Ok(CommandResult::new(exit_code, stdout, stderr))
+        // Errors never carry a secret resolved for this command.
+        let redactor = crate::durable::operation_redactor(&self.state.inner, &rules, &spec);
+        async {
+            self.apply(rules).await?;
+            let handle = self.state.provider.exec(spec.exec_spec()).await?;
+            let log = LogBuffer::default();
+            let exit_code = log.pump(handle).await?;
+            let (stdout, stderr) = log.collect();
+            Ok(CommandResult::new(exit_code, stdout, stderr))
+        }
+        .await
+        .map_err(|e: Error| e.redacted(&redactor))
     }
 
     /// Starts a background process; it keeps running until it exits, is killed, or the
@@ -321,8 +327,14 @@ impl Session {
             )));
         }
         let (_, rules) = self.rules_for(spec.policy.as_ref()).await?;
-        self.apply(rules).await?;
-        let handle = self.state.provider.spawn(spec.exec_spec()).await?;
+        let redactor = crate::durable::operation_redactor(&self.state.inner, &rules, &spec);
+        self.apply(rules).await.map_err(|e| e.redacted(&redactor))?;
+        let handle = self
+            .state
+            .provider
+            .spawn(spec.exec_spec())
+            .await
+            .map_err(|e| e.redacted(&redactor))?;
         let id = handle.id.clone();
         let logs = LogBuffer::default();
         let pump = {

@@ -11,8 +11,8 @@ use base64::Engine as _;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use common::{Rig, all_runs, new_ws, sh};
 use futures::StreamExt;
-use sandkit_core::Workspace;
 use sandkit_core::policies::{MapEnv, Policy, presets};
+use sandkit_core::{SessionOptions, Workspace};
 
 const GITHUB_TOKEN: &str = "ghp_core_redaction_0001";
 const ENV_VALUE: &str = "env-secret-value-0002";
@@ -149,4 +149,26 @@ async fn short_values_are_not_redacted() {
         .expect("run");
     let run = &all_runs(&ws).await[0];
     assert_eq!(run.stdout.as_deref(), Some("short\n"));
+}
+
+#[tokio::test]
+async fn session_exec_errors_are_scrubbed_too() {
+    let rig = rig();
+    let kit = rig.kit();
+    let ws = new_ws(&kit).await;
+    let session = ws
+        .open_session(SessionOptions::new())
+        .await
+        .expect("session");
+    rig.provider
+        .set_fault_message(format!("echo {ENV_VALUE} {PROVIDER_TOKEN}"));
+    rig.provider.fail_next_exec(1);
+    let error = session
+        .exec(sh("true").env("TOKEN", ENV_VALUE))
+        .await
+        .expect_err("injected");
+    let shown = format!("{error} {error:?}");
+    assert!(shown.contains("[redacted]"), "{shown}");
+    assert_clean("the session error", &shown);
+    session.discard().await.expect("discard");
 }
