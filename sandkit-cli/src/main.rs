@@ -35,14 +35,17 @@ fn exit_code(error: &Error) -> u8 {
 pub(crate) fn cli_message(error: &Error, workspace: Option<&str>) -> String {
     let message = error.message().replace('\n', " ");
     let mut dropped = false;
+    // The first clause says what happened: always kept. Later ones say what to do.
     let kept: Vec<String> = message
         .split("; ")
         .map(without_rust_asides)
-        .filter(|clause| {
-            let rust = clause.contains("()");
+        .enumerate()
+        .filter(|(i, clause)| {
+            let rust = *i > 0 && names_rust_api(clause);
             dropped |= rust;
             !rust
         })
+        .map(|(_, clause)| clause)
         .collect();
     let mut text = kept.join("; ");
     if (dropped || error.kind() == &ErrorKind::Busy)
@@ -52,6 +55,21 @@ pub(crate) fn cli_message(error: &Error, workspace: Option<&str>) -> String {
         text.push_str(&hint);
     }
     text
+}
+
+/// Whether advice names a Rust API: a call (`open_session()`, `sandkit.workspace("w")`)
+/// or a snake_case method name (`create_workspace`).
+fn names_rust_api(clause: &str) -> bool {
+    clause.contains("()")
+        || clause.contains("(\"")
+        || clause
+            .split(|c: char| !(c.is_ascii_alphabetic() || c == '_'))
+            .any(|word| {
+                word.contains('_')
+                    && !word.starts_with('_')
+                    && !word.ends_with('_')
+                    && word.chars().all(|c| c.is_ascii_lowercase() || c == '_')
+            })
 }
 
 /// `clause` without parenthesised asides that name a Rust API (`(or SeaOrmStore::migrate())`).
@@ -114,7 +132,13 @@ fn hint(error: &Error, workspace: Option<&str>) -> Option<String> {
         ErrorKind::NotFound if error.message().contains("run ") => {
             format!("list its runs with `sandkit runs {ws}`")
         }
-        ErrorKind::NotFound => "list workspaces with `sandkit workspace list`".to_owned(),
+        ErrorKind::NotFound => format!(
+            "create it with `sandkit workspace create --id {ws}` (`sandkit run` creates it on \
+             first use), or list workspaces with `sandkit workspace list`"
+        ),
+        ErrorKind::AlreadyExists => {
+            "choose another --id, or use the existing one (`sandkit workspace show ID`)".to_owned()
+        }
         ErrorKind::Unsupported => {
             "run it with `sandkit session exec` instead, or use another --provider".to_owned()
         }
@@ -282,5 +306,23 @@ mod tests {
         assert!(text.contains("sandkit workspace reset w"), "{text}");
         assert!(!text.contains("()"), "{text}");
         assert_eq!(exit_code(&Error::already_exists("x")), 5);
+        let e = Error::already_exists(
+            "workspace w already exists; open it with sandkit.workspace(\"w\") or choose another id",
+        );
+        let text = cli_message(&e, Some("w"));
+        assert!(
+            text.starts_with("workspace w already exists; choose another --id"),
+            "{text}"
+        );
+        let e = Error::not_found(
+            "Workspace not found: my_ws; create it with create_workspace or check the id",
+        );
+        let text = cli_message(&e, Some("my_ws"));
+        assert!(
+            text.starts_with(
+                "Workspace not found: my_ws; create it with `sandkit workspace create --id my_ws`"
+            ),
+            "{text}"
+        );
     }
 }

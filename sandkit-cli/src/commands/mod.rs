@@ -49,10 +49,9 @@ where
                     let until = limit
                         .map(|l| format!(" (at most {})", humantime::format_duration(l)))
                         .unwrap_or_default();
-                    eprintln!(
-                        "sandkit: waiting for workspace {workspace}{until}: {}",
-                        crate::cli_message(&e, Some(workspace))
-                    );
+                    // What holds it, without the advice to wait (we are waiting).
+                    let why = e.message().split("; ").next().unwrap_or_default();
+                    eprintln!("sandkit: waiting for workspace {workspace}{until}: {why}");
                     announced = true;
                 }
                 tokio::time::sleep(left.map_or(WAIT_POLL, |l| l.min(WAIT_POLL))).await;
