@@ -216,6 +216,9 @@ fn validation_comes_before_effects_and_already_exists_has_its_own_code() {
     assert_code(&out, 1);
     assert!(stderr(&out).contains("cannot enforce"), "{}", stderr(&out));
     assert_code(&home.run(&["workspace", "show", "v"]), 4);
+    let out = home.run(&["workspace", "create", "--id", "v", "--policy", "npm"]);
+    assert_code(&out, 1);
+    assert_code(&home.run(&["workspace", "show", "v"]), 4);
     let out = home.run(&["session", "open", "v", "--policy", "npm"]);
     assert_code(&out, 1);
     assert_code(&home.run(&["workspace", "show", "v"]), 4);
