@@ -35,6 +35,7 @@
 //! entity per table for applications that query them.
 
 mod codec;
+mod connect;
 mod dialect;
 pub mod entity;
 mod errors;
@@ -46,9 +47,10 @@ mod sqlite_url;
 mod store;
 mod write;
 
+pub use connect::redact_url;
 pub use dialect::Dialect;
 pub use migration::SchemaStatus;
-pub use store::{SQLITE_BUSY_TIMEOUT, SeaOrmStore};
+pub use store::{DEFAULT_CONNECT_TIMEOUT, SQLITE_BUSY_TIMEOUT, SeaOrmStore};
 
 /// Re-export of SeaORM, so callers can build a connection for [`SeaOrmStore::new`].
 pub use sea_orm;

@@ -21,6 +21,9 @@ use crate::errors::storage;
 use crate::migration::{self, Migrator, SchemaStatus};
 use crate::{read, setup, sqlite_url, write};
 
+/// How long [`SeaOrmStore::connect`] waits for a server that does not answer.
+pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
+
 /// How long a SQLite writer waits for another process's write lock.
 pub const SQLITE_BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -135,16 +138,35 @@ impl SeaOrmStore {
     /// `InvalidInput` for an unsupported URL, `Storage` when the database cannot be
     /// reached.
     pub async fn connect(url: &str) -> Result<Self> {
+        Self::connect_with_timeout(url, DEFAULT_CONNECT_TIMEOUT).await
+    }
+
+    /// Like [`connect`](SeaOrmStore::connect), giving up after `timeout` when the
+    /// server does not answer. A closed port fails at once with a `Storage` error
+    /// naming `host:port` ("connection refused"), not after the timeout. The password
+    /// of the URL appears in no error and no log line, at any level.
+    ///
+    /// # Errors
+    /// `InvalidInput` for an unsupported URL, `Storage` when the database cannot be
+    /// reached.
+    pub async fn connect_with_timeout(url: &str, timeout: Duration) -> Result<Self> {
         let dialect = Dialect::from_url(url)?;
-        let db = Database::connect(Self::connect_options(url)?)
-            .await
-            .map_err(|e| {
-                Error::storage(format!(
-                    "could not connect to the {dialect} database: {e}; check the URL, \
-                     that the server is running and that the credentials are right"
-                ))
-                .with_source(e)
-            })?;
+        let db = match dialect {
+            Dialect::Sqlite => {
+                let mut options = Self::connect_options(url)?;
+                options.connect_timeout(timeout).acquire_timeout(timeout);
+                Database::connect(options).await.map_err(|e| {
+                    Error::storage(format!(
+                        "could not open the SQLite database {url}: {e}; check the path and \
+                         that its directory is readable (and writable, to change anything)"
+                    ))
+                    .with_source(e)
+                })?
+            }
+            Dialect::MySql | Dialect::Postgres => {
+                crate::connect::connect_server(url, dialect, timeout, None).await?
+            }
+        };
         Ok(Self::new(db))
     }
 

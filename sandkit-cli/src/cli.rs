@@ -19,8 +19,14 @@ const EXAMPLES: &str = "Examples:
   sandkit session commit demo
   sandkit runs hello --jsonl
 
-Exit codes: the command's own code for `run` and `session exec`; otherwise 0 ok,
-1 failure, 2 invalid input, 3 busy (or lost a race), 4 not found.";
+Exit codes:
+  run, session exec   the command's own exit code (when Sandkit itself did not fail)
+  0                   success
+  1                   failure (provider, database, unsupported policy, …)
+  2                   invalid input (nothing was written or started)
+  3                   busy, or lost a race (`--wait` waits; `--wait 2m` gives up after 2m)
+  4                   not found (workspace, run, session)
+  5                   already exists";
 
 /// The `sandkit` command.
 #[derive(Debug, Parser)]
@@ -133,9 +139,10 @@ pub struct RunArgs {
     /// Record the run under this key: a repeat returns the recorded result
     #[arg(long, value_name = "KEY")]
     pub idempotency_key: Option<String>,
-    /// Wait for a busy workspace instead of failing
-    #[arg(long)]
-    pub wait: bool,
+    /// Wait for a busy workspace instead of failing; with a limit (e.g. 2m), give up
+    /// after it with the busy exit code (3)
+    #[arg(long, value_name = "LIMIT", num_args = 0..=1, value_parser = parse_duration)]
+    pub wait: Option<Option<Duration>>,
     /// The command and its arguments (after `--`).
     #[arg(last = true, required = true, value_name = "COMMAND")]
     pub command: Vec<String>,
@@ -248,6 +255,10 @@ pub enum SessionCommand {
         /// Port to expose (added to the workspace; repeatable)
         #[arg(long = "port", value_parser = clap::value_parser!(u16).range(1..), value_name = "PORT")]
         ports: Vec<u16>,
+        /// Wait for a busy workspace instead of failing; with a limit (e.g. 2m), give up
+        /// after it with the busy exit code (3)
+        #[arg(long, value_name = "LIMIT", num_args = 0..=1, value_parser = parse_duration)]
+        wait: Option<Option<Duration>>,
     },
     /// Show the live lease.
     Status {

@@ -59,16 +59,80 @@ fn ensure_dir(dir: &Path) -> Result<()> {
 
 /// The database URL: `--database` or SQLite under the home directory.
 pub fn database_url(cli: &Cli) -> Result<String> {
-    match &cli.database {
-        Some(url) => Ok(url.clone()),
-        None => {
-            let home = home(cli);
-            ensure_dir(&home)?;
-            let home = std::fs::canonicalize(&home)
-                .map_err(|e| Error::storage(format!("cannot resolve {}: {e}", home.display())))?;
-            Ok(format!("sqlite://{}", home.join("sandkit.db").display()))
-        }
+    Ok(database(cli)?.url)
+}
+
+/// Where the database is, and whether it can only be read.
+pub struct DatabaseLocation {
+    /// The URL to connect to.
+    pub url: String,
+    /// The embedded SQLite database under a home directory this process cannot write:
+    /// opened read-only (read commands work, write commands are refused).
+    pub read_only_home: Option<PathBuf>,
+}
+
+/// The database: `--database`, or SQLite under the home directory (opened read-only
+/// when the home directory exists but cannot be written).
+pub fn database(cli: &Cli) -> Result<DatabaseLocation> {
+    if let Some(url) = &cli.database {
+        return Ok(DatabaseLocation {
+            url: url.clone(),
+            read_only_home: None,
+        });
     }
+    let home = home(cli);
+    let db = home.join("sandkit.db");
+    if home.is_dir() && db.is_file() && !writable(&home) {
+        let home = std::fs::canonicalize(&home)
+            .map_err(|e| Error::storage(format!("cannot resolve {}: {e}", home.display())))?;
+        // With the WAL and its index left behind, SQLite reads through them; without,
+        // `immutable` (nothing can write here) spares it the lock files it cannot create.
+        let wal_left =
+            home.join("sandkit.db-wal").is_file() && home.join("sandkit.db-shm").is_file();
+        let params = if wal_left {
+            "mode=ro"
+        } else {
+            "mode=ro&immutable=true"
+        };
+        return Ok(DatabaseLocation {
+            url: format!("sqlite://{}?{params}", home.join("sandkit.db").display()),
+            read_only_home: Some(home),
+        });
+    }
+    ensure_dir(&home)?;
+    let home = std::fs::canonicalize(&home)
+        .map_err(|e| Error::storage(format!("cannot resolve {}: {e}", home.display())))?;
+    Ok(DatabaseLocation {
+        url: format!("sqlite://{}", home.join("sandkit.db").display()),
+        read_only_home: None,
+    })
+}
+
+/// Whether this process can create files in `dir` (tried for real: permission bits
+/// say nothing about a read-only mount, and nothing about root).
+fn writable(dir: &Path) -> bool {
+    let probe = dir.join(format!(".sandkit-write-probe-{}", std::process::id()));
+    match std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(&probe)
+    {
+        Ok(_) => {
+            let _ = std::fs::remove_file(&probe);
+            true
+        }
+        Err(e) => e.kind() == std::io::ErrorKind::AlreadyExists,
+    }
+}
+
+/// The error for a write command under a read-only home directory.
+pub fn read_only_error(home: &Path) -> Error {
+    Error::storage(format!(
+        "the Sandkit home {} is read-only: this command needs to write to it; read commands \
+         (runs, workspace list/show, session status) still work — make the directory \
+         writable, or point --home (SANDKIT_HOME) at a writable one",
+        home.display()
+    ))
 }
 
 /// How long to wait for the database before giving up (fail fast on a bad URL).
@@ -77,8 +141,9 @@ const CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
 /// Connects to the database and brings its schema up to date (with `--no-migrate`:
 /// only checks that it is).
 pub async fn open_store(cli: &Cli) -> Result<SeaOrmStore> {
-    let store = connect_store(cli).await?;
-    if cli.no_migrate {
+    let location = database(cli)?;
+    let store = connect_url(&location.url).await?;
+    if cli.no_migrate || location.read_only_home.is_some() {
         store.require_current_schema().await?;
     } else {
         store.migrate().await?;
@@ -88,19 +153,15 @@ pub async fn open_store(cli: &Cli) -> Result<SeaOrmStore> {
 
 /// Connects to the database, changing nothing.
 pub async fn connect_store(cli: &Cli) -> Result<SeaOrmStore> {
-    let url = database_url(cli)?;
-    let mut options = SeaOrmStore::connect_options(&url)?;
-    options
-        .connect_timeout(CONNECT_TIMEOUT)
-        .acquire_timeout(CONNECT_TIMEOUT);
-    let db = sandkit_adapter_seaorm::sea_orm::Database::connect(options)
+    connect_url(&database_url(cli)?).await
+}
+
+async fn connect_url(url: &str) -> Result<SeaOrmStore> {
+    SeaOrmStore::connect_with_timeout(url, CONNECT_TIMEOUT)
         .await
         .map_err(|e| {
-            Error::storage(format!(
-                "cannot open the database: {e}; check --database / SANDKIT_DATABASE_URL and that the server is running"
-            ))
-        })?;
-    Ok(SeaOrmStore::new(db))
+            e.context("cannot open the database (check --database / SANDKIT_DATABASE_URL)")
+        })
 }
 
 fn open_provider(cli: &Cli) -> Result<Arc<dyn Provider>> {

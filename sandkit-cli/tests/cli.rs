@@ -76,7 +76,11 @@ fn exit_codes_pass_through_and_errors_have_their_own() {
 
     let out = home.run(&["session", "exec", "codes", "--", "true"]);
     assert_code(&out, 4);
-    assert!(stderr(&out).contains("open_session"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("sandkit session open codes"),
+        "{}",
+        stderr(&out)
+    );
 }
 
 #[test]
@@ -353,14 +357,13 @@ fn policies_from_the_shell() {
     let v: serde_json::Value = serde_json::from_str(&stdout(&out)).expect("json");
     assert_eq!(v["description"], "deny-all");
 
-    // A workspace default the local provider cannot enforce fails closed.
-    assert_code(
-        &home.run(&["workspace", "create", "--id", "p", "--policy", "npm"]),
-        0,
-    );
-    let out = home.run(&["run", "p", "--", "true"]);
+    // A workspace default the local provider cannot enforce fails closed, before the
+    // workspace exists.
+    let out = home.run(&["workspace", "create", "--id", "p", "--policy", "npm"]);
     assert_code(&out, 1);
     assert!(stderr(&out).contains("cannot enforce"), "{}", stderr(&out));
+    assert_code(&home.run(&["workspace", "show", "p"]), 4);
+    assert_code(&home.run(&["workspace", "create", "--id", "p"]), 0);
     assert_code(&home.run(&["workspace", "set-policy", "p", "allow-all"]), 0);
     assert_code(&home.run(&["run", "p", "--", "true"]), 0);
 }

@@ -80,7 +80,7 @@ fn sql_for_the_discovered_dialect_is_written_once_and_never_clobbered() {
     sandkit(dir.path())
         .arg("generate")
         .assert()
-        .code(1)
+        .code(5)
         .stderr(predicate::str::contains("sandkit.postgres.sql"))
         .stderr(predicate::str::contains("--force"));
     assert_eq!(

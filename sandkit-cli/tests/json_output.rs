@@ -26,7 +26,7 @@ fn workspace_documents() {
             "--name",
             "Agent",
             "--policy",
-            "npm,github",
+            "allow-all",
             "--port",
             "3000",
         ],

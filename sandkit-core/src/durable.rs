@@ -12,8 +12,9 @@ use std::time::Duration;
 
 use futures::FutureExt;
 use futures::future::{BoxFuture, Shared};
+use sandkit_policies::{FirewallRules, Redactor};
 use tokio::sync::watch;
-use tracing::{Instrument, error, info, info_span, warn};
+use tracing::{Instrument, info, info_span, warn};
 
 use crate::error::{Error, ErrorKind, Result};
 use crate::ids::{RunId, WorkspaceId};
@@ -142,6 +143,7 @@ impl Workspace {
         let (policy, rules) = inner.effective_rules(spec.policy.as_ref(), &ws)?;
         let timeout = sandbox_timeout(&inner, &ws, spec.timeout);
         inner.check_sandbox_config(&ws, timeout)?;
+        let redactor = operation_redactor(&inner, &rules, &spec);
 
         let mut run = RunRecord::started(
             ws.id.clone(),
@@ -212,6 +214,7 @@ impl Workspace {
                 name: Some(name),
             },
             logs: logs.clone(),
+            redactor,
         };
         let span = info_span!("run_command", workspace = %self.id(), run = %run_id);
         let task = tokio::spawn(unit.run().instrument(span));
@@ -230,6 +233,21 @@ impl Workspace {
             interrupt: Arc::new(interrupt),
         })
     }
+}
+
+/// Every secret value Sandkit resolved for a command: injected credentials, the
+/// command's environment values and the provider's own tokens.
+pub(crate) fn operation_redactor(
+    inner: &Inner,
+    rules: &FirewallRules,
+    spec: &CommandSpec,
+) -> Redactor {
+    let mut redactor = inner.provider.secrets();
+    redactor.add_rules(rules);
+    for value in spec.env.values() {
+        redactor.add(value);
+    }
+    redactor
 }
 
 fn sandbox_timeout(
@@ -285,6 +303,8 @@ struct UnitOfWork {
     spec: CommandSpec,
     plan: StartPlan,
     logs: LogBuffer,
+    /// Every secret value resolved for this command, scrubbed from what is stored or logged.
+    redactor: Redactor,
 }
 
 /// What the sandbox phase produced.
@@ -348,6 +368,7 @@ impl UnitOfWork {
         match ran {
             Ok(ran) => self.commit(ran, token).await,
             Err(e) => {
+                let e = e.redacted(&self.redactor);
                 self.logs.close(Some(e.clone()));
                 let status = if e.kind() == &ErrorKind::Interrupted {
                     RunStatus::Interrupted
@@ -370,12 +391,15 @@ impl UnitOfWork {
                     )
                     .await;
                 if let Err(release) = release {
+                    let release = release.redacted(&self.redactor);
                     warn!(error = %release, "could not record the failed run; its lease will expire and be recovered");
                 }
+                // The error goes back to the caller, who reports it: logging it louder
+                // here would print every failure twice.
                 if status == RunStatus::Interrupted {
                     info!(error = %e, "durable command interrupted; the workspace keeps its previous head");
                 } else {
-                    error!(error = %e, "durable command failed; the workspace keeps its previous head");
+                    info!(error = %e, "durable command failed; the workspace keeps its previous head");
                 }
                 Err(e)
             }
@@ -388,6 +412,7 @@ impl UnitOfWork {
         if let Some(session) = session
             && let Err(e) = self.inner.provider.discard_session(&session).await
         {
+            let e = e.redacted(&self.redactor);
             warn!(session = %session.id, error = %e, "could not stop the sandbox of an abandoned command");
         }
     }
@@ -444,6 +469,7 @@ impl UnitOfWork {
             }
             Err(e) => {
                 if let Err(stop) = session.stop().await {
+                    let stop = stop.redacted(&self.redactor);
                     warn!(error = %stop, "could not stop the sandbox after a failure");
                 }
                 Err(e)
@@ -479,15 +505,17 @@ impl UnitOfWork {
         result.run_id = Some(self.run_id.clone());
         let cap = self.inner.config.output_cap;
         let (out_written, err_written) = self.logs.written();
+        // The stored copy never holds a secret, even one the command printed itself
+        // (the live stream and the returned result are the caller's own output).
         let (stored_out, out_cut) = stored_output(
-            &result.stdout,
+            &self.redactor.scrub(&result.stdout),
             result.stdout_truncated,
             out_written,
             cap,
             "stdout",
         );
         let (stored_err, err_cut) = stored_output(
-            &result.stderr,
+            &self.redactor.scrub(&result.stderr),
             result.stderr_truncated,
             err_written,
             cap,
@@ -526,7 +554,8 @@ impl UnitOfWork {
         if let Err(e) = committed {
             self.inner
                 .resolve_failed_commit(&self.ws.id, &ran.snapshot, e)
-                .await?;
+                .await
+                .map_err(|e| e.redacted(&self.redactor))?;
         }
         info!(exit_code = ran.exit_code, snapshot = %ran.snapshot.id, "durable command committed");
         self.inner.collect_in_background(self.ws.id.clone());

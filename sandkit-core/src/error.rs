@@ -152,6 +152,38 @@ impl Error {
         self
     }
 
+    /// The same error with every value `redactor` knows scrubbed from its message and
+    /// kind fields. A source whose text would leak one is dropped (its text is folded
+    /// into the message, scrubbed).
+    pub fn redacted(mut self, redactor: &sandkit_policies::Redactor) -> Self {
+        if redactor.is_empty() {
+            return self;
+        }
+        self.message = redactor.scrub(&self.message);
+        match &mut self.kind {
+            ErrorKind::SetupFailed { stderr, .. } => *stderr = redactor.scrub(stderr),
+            ErrorKind::Provider {
+                code: Some(code), ..
+            } => *code = redactor.scrub(code),
+            ErrorKind::Corrupt { reason, .. } => *reason = redactor.scrub(reason),
+            _ => {}
+        }
+        if let Some(source) = &self.source {
+            let mut chain = source.to_string();
+            let mut next = source.source();
+            while let Some(cause) = next {
+                chain.push_str(": ");
+                chain.push_str(&cause.to_string());
+                next = cause.source();
+            }
+            if redactor.leaks(&chain) || redactor.leaks(&format!("{source:?}")) {
+                self.source = None;
+                self.message = format!("{} ({})", self.message, redactor.scrub(&chain));
+            }
+        }
+        self
+    }
+
     /// [`ErrorKind::NotFound`].
     pub fn not_found(message: impl Into<String>) -> Self {
         Self::new(ErrorKind::NotFound, message)

@@ -20,7 +20,7 @@ use bytes::Bytes;
 use chrono::{DateTime, Utc};
 use futures::Stream;
 use futures::future::BoxFuture;
-use sandkit_policies::{FirewallRules, Policy, PolicyMode};
+use sandkit_policies::{FirewallRules, Policy, PolicyMode, Redactor};
 use serde::{Deserialize, Serialize};
 use tokio::sync::{mpsc, oneshot};
 
@@ -388,6 +388,12 @@ pub trait Provider: Send + Sync + fmt::Debug {
     /// Reconnects to a live session. A stopped, expired or unknown one is
     /// `SessionUnavailable`.
     async fn attach(&self, session: &SessionRef) -> Result<Box<dyn ProviderSession>>;
+
+    /// Secret values this provider holds (API tokens), so that Sandkit can scrub them
+    /// from every error, log line and stored row. The default: none.
+    fn secrets(&self) -> Redactor {
+        Redactor::new()
+    }
 
     /// Deletes a snapshot. Deleting a missing one succeeds.
     async fn delete_snapshot(&self, snapshot: &SnapshotRef) -> Result<()> {

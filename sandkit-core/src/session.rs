@@ -340,11 +340,17 @@ impl Session {
         no_key(&spec, "exec")?;
         spec.validate()?;
         let (_, rules) = self.rules_for(spec.policy.as_ref()).await?;
-        self.apply(rules).await?;
-        let handle = self.state.provider.exec(spec.exec_spec()).await?;
-        let log = LogBuffer::default();
-        let exit_code = log.pump(handle).await?;
-        Ok(CommandResult::from_logs(exit_code, &log))
+        // Errors never carry a secret resolved for this command.
+        let redactor = crate::durable::operation_redactor(&self.state.inner, &rules, &spec);
+        async {
+            self.apply(rules).await?;
+            let handle = self.state.provider.exec(spec.exec_spec()).await?;
+            let log = LogBuffer::default();
+            let exit_code = log.pump(handle).await?;
+            Ok(CommandResult::from_logs(exit_code, &log))
+        }
+        .await
+        .map_err(|e: Error| e.redacted(&redactor))
     }
 
     /// Runs a command in the session like [`exec`](Session::exec), but hands back its
@@ -355,8 +361,13 @@ impl Session {
         no_key(&spec, "exec")?;
         spec.validate()?;
         let (_, rules) = self.rules_for(spec.policy.as_ref()).await?;
-        self.apply(rules).await?;
-        self.state.provider.exec(spec.exec_spec()).await
+        let redactor = crate::durable::operation_redactor(&self.state.inner, &rules, &spec);
+        async {
+            self.apply(rules).await?;
+            self.state.provider.exec(spec.exec_spec()).await
+        }
+        .await
+        .map_err(|e: Error| e.redacted(&redactor))
     }
 
     /// Starts a background process; it keeps running until it exits, is killed, or the
@@ -372,8 +383,14 @@ impl Session {
             )));
         }
         let (_, rules) = self.rules_for(spec.policy.as_ref()).await?;
-        self.apply(rules).await?;
-        let handle = self.state.provider.spawn(spec.exec_spec()).await?;
+        let redactor = crate::durable::operation_redactor(&self.state.inner, &rules, &spec);
+        self.apply(rules).await.map_err(|e| e.redacted(&redactor))?;
+        let handle = self
+            .state
+            .provider
+            .spawn(spec.exec_spec())
+            .await
+            .map_err(|e| e.redacted(&redactor))?;
         let id = handle.id.clone();
         let logs = LogBuffer::default();
         let pump = {

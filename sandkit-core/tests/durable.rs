@@ -84,7 +84,8 @@ async fn the_journal_records_the_run() {
     assert_eq!(r.cwd.as_deref(), Some("sub"));
     assert_eq!(r.env_keys, ["GREETING"]);
     assert_eq!(r.status, RunStatus::Succeeded);
-    assert_eq!(r.stdout.as_deref(), Some("value-not-stored\n"));
+    // Env values are secrets: the stored copy of output that echoes one is scrubbed.
+    assert_eq!(r.stdout.as_deref(), Some("[redacted]\n"));
     assert_eq!(r.provider, "fake");
     assert!(r.session_id.is_some());
     assert!(r.finished_at.is_some());

@@ -25,8 +25,13 @@ struct Frame {
 /// Deletes `path` (a directory tree or a file). Failures are logged, never returned:
 /// this runs in the background on directories nobody uses any more.
 pub(crate) fn remove_tree(path: &Path) {
-    if let Err(e) = try_remove_tree(path) {
-        tracing::warn!(path = %path.display(), error = %e, "could not delete an ended session directory");
+    match try_remove_tree(path) {
+        Ok(()) => {}
+        // Removed concurrently (another cleanup, a sweep): it is gone, which is the goal.
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+        Err(e) => {
+            tracing::warn!(path = %path.display(), error = %e, "could not delete an ended session directory")
+        }
     }
 }
 
@@ -43,6 +48,7 @@ pub(crate) fn try_remove_tree(path: &Path) -> io::Result<()> {
         tracing::warn!(path = %path.display(), mounts = stuck, "mounts inside a session directory could not be detached; they are skipped");
     }
     let root = match fsat::open_dir(path) {
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
         Err(e) if e.kind() == io::ErrorKind::PermissionDenied => {
             reopen_granted(rustix::fs::open(path, O_PATH_DIR, Mode::empty())?)?
         }
@@ -75,6 +81,7 @@ fn empty(root: OwnedFd, root_node: &Node) -> io::Result<()> {
             let done = stack.pop().and_then(|f| f.name);
             if let (Some(parent), Some(name)) = (stack.last(), done)
                 && let Err(e) = rustix::fs::unlinkat(parent.fd.as_fd(), &name, AtFlags::REMOVEDIR)
+                && e != rustix::io::Errno::NOENT
             {
                 note(e.into());
             }
@@ -103,6 +110,7 @@ fn empty(root: OwnedFd, root_node: &Node) -> io::Result<()> {
             open_dir_to_empty(top.fd.as_fd(), &name).and_then(|fd| open_frame(fd, Some(name)));
         match child {
             Ok(frame) => stack.push(frame),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
             Err(e) => note(e),
         }
     }
@@ -176,6 +184,31 @@ mod tests {
             "kept"
         );
         try_remove_tree(&tree).unwrap();
+    }
+
+    #[test]
+    fn a_tree_removed_concurrently_is_success_not_an_error() {
+        for _ in 0..5 {
+            let dir = tempfile::tempdir().unwrap();
+            let tree = dir.path().join("tree");
+            for i in 0..60 {
+                let sub = tree.join(format!("d{i}/e/f"));
+                std::fs::create_dir_all(&sub).unwrap();
+                for j in 0..4 {
+                    std::fs::write(sub.join(format!("f{j}")), "x").unwrap();
+                }
+            }
+            let results: Vec<io::Result<()>> = std::thread::scope(|scope| {
+                let handles: Vec<_> = (0..4)
+                    .map(|_| scope.spawn(|| try_remove_tree(&tree)))
+                    .collect();
+                handles.into_iter().map(|h| h.join().unwrap()).collect()
+            });
+            for result in results {
+                result.unwrap();
+            }
+            assert!(!tree.exists());
+        }
     }
 
     /// Runs `f` on this thread without the capabilities that bypass file permissions,

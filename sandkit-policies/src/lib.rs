@@ -20,6 +20,7 @@ mod model;
 mod normalise;
 mod policy;
 pub mod presets;
+mod redact;
 mod secret;
 mod text;
 
@@ -29,4 +30,5 @@ pub use error::PolicyError;
 pub use evaluate::Evaluation;
 pub use model::{CredentialSource, HeaderEncoding, HeaderTransform, ServiceDescriptor};
 pub use policy::{Policy, PolicyMode};
+pub use redact::{MIN_SECRET_LEN, REDACTED, Redactor};
 pub use secret::Secret;

@@ -1,6 +1,7 @@
 //! Mapping of API failures to Sandkit errors (§4), with secrets scrubbed from anything
 //! the server echoes.
 
+use sandkit_core::policies::Redactor;
 use sandkit_core::{Error, ErrorKind};
 
 use crate::client::{ApiClient, Call, Effect, Failure};
@@ -119,17 +120,20 @@ impl ApiClient {
         }
     }
 
-    /// Replaces the token and `extra` secrets in `text` by `[redacted]`.
-    pub(crate) fn scrub(&self, text: &str, extra: &[String]) -> String {
-        let mut out = text.to_owned();
-        let credentials = self.credentials();
-        let token = credentials.token().expose();
-        for secret in std::iter::once(token).chain(extra.iter().map(String::as_str)) {
-            if secret.len() >= 3 {
-                out = out.replace(secret, "[redacted]");
-            }
+    /// The token and `extra` secrets (header values, env values), for scrubbing.
+    pub(crate) fn redactor(&self, extra: &[String]) -> Redactor {
+        let mut redactor = Redactor::new();
+        redactor.add_secret(self.credentials().token());
+        for secret in extra {
+            redactor.add_header_value(secret);
         }
-        out
+        redactor
+    }
+
+    /// Replaces the token and `extra` secrets in `text` by `[redacted]`, in every form
+    /// [`Redactor`] knows (raw, base64, base64url, percent-encoded).
+    pub(crate) fn scrub(&self, text: &str, extra: &[String]) -> String {
+        self.redactor(extra).scrub(text)
     }
 }
 

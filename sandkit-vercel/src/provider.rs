@@ -251,6 +251,10 @@ impl Provider for VercelProvider {
         &self.caps
     }
 
+    fn secrets(&self) -> sandkit_core::policies::Redactor {
+        self.client.redactor(&[])
+    }
+
     async fn start(&self, spec: StartSpec) -> Result<Box<dyn ProviderSession>> {
         // A name of our own lets a create whose answer was lost be found again.
         let name = match &spec.name {

@@ -6,13 +6,60 @@ pub mod runs;
 pub mod session;
 pub mod workspace;
 
+use std::time::Duration;
+
 use sandkit_adapter_seaorm::SchemaStatus;
-use sandkit_core::Result;
+use sandkit_core::{Error, ErrorKind, Result};
 use serde_json::json as value;
 
 use crate::cli::{BootstrapArgs, Cli, PolicyCommand};
 use crate::context::{self, Context, SavedSetup, parse_policy};
 use crate::output::{Progress, json};
+
+/// How often `--wait` retries a busy workspace.
+const WAIT_POLL: Duration = Duration::from_millis(500);
+
+/// Runs `op`; with `--wait` (`wait` is `Some`), retries it while the workspace is busy,
+/// forever (`Some(None)`) or until the limit runs out (then the last `Busy` error, which
+/// exits with the busy code).
+pub async fn while_busy<T, F, Fut>(
+    workspace: &str,
+    wait: Option<Option<Duration>>,
+    mut op: F,
+) -> Result<T>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T>>,
+{
+    let started = tokio::time::Instant::now();
+    let mut announced = false;
+    loop {
+        match op().await {
+            Err(e) if e.kind() == &ErrorKind::Busy && wait.is_some() => {
+                let limit = wait.flatten();
+                let left = limit.map(|l| l.saturating_sub(started.elapsed()));
+                if left.is_some_and(|l| l.is_zero()) {
+                    return Err(Error::busy(format!(
+                        "gave up waiting for workspace {workspace} after {}: {}",
+                        humantime::format_duration(limit.unwrap_or_default()),
+                        e.message()
+                    )));
+                }
+                if !announced {
+                    let until = limit
+                        .map(|l| format!(" (at most {})", humantime::format_duration(l)))
+                        .unwrap_or_default();
+                    // What holds it, without the advice to wait (we are waiting).
+                    let why = e.message().split("; ").next().unwrap_or_default();
+                    eprintln!("sandkit: waiting for workspace {workspace}{until}: {why}");
+                    announced = true;
+                }
+                tokio::time::sleep(left.map_or(WAIT_POLL, |l| l.min(WAIT_POLL))).await;
+            }
+            other => return other,
+        }
+    }
+}
 
 /// `sandkit bootstrap`: save the setup definition and build its snapshot.
 pub async fn bootstrap(cli: &Cli, args: &BootstrapArgs) -> Result<i32> {

@@ -1,20 +1,40 @@
 //! `sandkit run`: one durable command, streamed live, exit code passed through.
 
-use std::time::Duration;
+use std::path::{Component, Path};
 
 use futures::StreamExt;
-use sandkit_core::{Command, CommandPhase, CommandSpec, ErrorKind, Result, Workspace};
+use sandkit_core::{Command, CommandPhase, CommandSpec, Error, Result};
 
-use crate::cli::RunArgs;
+use crate::cli::{ProviderKind, RunArgs};
 use crate::context::{Context, parse_policy};
 use crate::output::{Progress, SIGPIPE_EXIT, Written, write_chunk};
 use crate::signals::{Signals, until_signal};
 
-/// How often `--wait` retries a busy workspace.
-const WAIT_POLL: Duration = Duration::from_millis(500);
+/// Refuses a `--cwd` the provider would refuse only after the run is journaled: on the
+/// local provider, a relative path climbing out of the workspace with `..`.
+fn check_cwd(cwd: &str, provider: ProviderKind) -> Result<()> {
+    if provider != ProviderKind::Local || Path::new(cwd).is_absolute() {
+        return Ok(());
+    }
+    let mut depth: i64 = 0;
+    for component in Path::new(cwd).components() {
+        match component {
+            Component::ParentDir => depth -= 1,
+            Component::Normal(_) => depth += 1,
+            _ => {}
+        }
+        if depth < 0 {
+            return Err(Error::invalid_input(format!(
+                "--cwd {cwd:?} leaves the workspace; pass a directory inside it (relative to \
+                 the workspace root), without `..` climbing above it"
+            )));
+        }
+    }
+    Ok(())
+}
 
 /// Builds and validates the command spec before anything is opened or written.
-pub fn prepare(args: &RunArgs) -> Result<CommandSpec> {
+pub fn prepare(args: &RunArgs, provider: ProviderKind) -> Result<CommandSpec> {
     let mut spec =
         CommandSpec::new(args.command[0].clone()).args(args.command[1..].iter().cloned());
     if let Some(policy) = &args.policy {
@@ -24,6 +44,7 @@ pub fn prepare(args: &RunArgs) -> Result<CommandSpec> {
         spec = spec.timeout(timeout);
     }
     if let Some(cwd) = &args.cwd {
+        check_cwd(cwd, provider)?;
         spec = spec.cwd(cwd.clone());
     }
     for (k, v) in &args.env {
@@ -40,30 +61,22 @@ pub fn prepare(args: &RunArgs) -> Result<CommandSpec> {
 /// Runs the prepared command in the workspace (created if missing).
 pub async fn run(ctx: &Context, args: &RunArgs, spec: CommandSpec) -> Result<i32> {
     let mut signals = Signals::listen()?;
+    // A policy the provider cannot enforce is refused before the workspace is created.
+    if let Some(policy) = &args.policy {
+        let provider = ctx.sandkit.provider();
+        provider
+            .capabilities()
+            .check_policy(provider.id(), &parse_policy(policy)?)?;
+    }
     let ws = ctx.workspace_or_create(&args.workspace, &[]).await?;
-    let cmd = match signals.unless_signal(start(&ws, spec, args.wait)).await {
+    let start = crate::commands::while_busy(&args.workspace, args.wait, || {
+        ws.spawn_command(spec.clone())
+    });
+    let cmd = match signals.unless_signal(start).await {
         Ok(cmd) => cmd?,
         Err(code) => return Ok(code),
     };
     until_signal(signals, &cmd, follow(cmd.clone())).await
-}
-
-/// Starts the command, waiting out a busy workspace when asked.
-async fn start(ws: &Workspace, spec: CommandSpec, wait: bool) -> Result<Command> {
-    let mut announced = false;
-    loop {
-        match ws.spawn_command(spec.clone()).await {
-            Ok(cmd) => return Ok(cmd),
-            Err(e) if wait && e.kind() == &ErrorKind::Busy => {
-                if !announced {
-                    eprintln!("sandkit: waiting for workspace {}: {e}", ws.id());
-                    announced = true;
-                }
-                tokio::time::sleep(WAIT_POLL).await;
-            }
-            Err(e) => return Err(e),
-        }
-    }
 }
 
 /// Streams output live (raw bytes, any size), shows progress between phases, returns

@@ -16,7 +16,15 @@ pub async fn run(ctx: &Context, command: SessionCommand) -> Result<i32> {
             timeout,
             policy,
             ports,
+            wait,
         } => {
+            // A policy the provider cannot enforce is refused before the workspace is created.
+            if let Some(policy) = &policy {
+                let provider = kit.provider();
+                provider
+                    .capabilities()
+                    .check_policy(provider.id(), &parse_policy(policy)?)?;
+            }
             let ws = ctx.workspace_or_create(&workspace, &ports).await?;
             let missing: Vec<u16> = ports
                 .iter()
@@ -37,7 +45,9 @@ pub async fn run(ctx: &Context, command: SessionCommand) -> Result<i32> {
             }
             let mut progress = Progress::new(ctx.json);
             progress.show("starting sandbox");
-            let session = ws.open_session(opts).await;
+            let session =
+                crate::commands::while_busy(&workspace, wait, || ws.open_session(opts.clone()))
+                    .await;
             progress.hide();
             let lease = session?.lease().await?;
             if ctx.json {

@@ -61,7 +61,13 @@ pub async fn run(ctx: &Context, command: WorkspaceCommand) -> Result<i32> {
                 spec = spec.name(name);
             }
             if let Some(policy) = &args.policy {
-                spec = spec.policy(parse_policy(policy)?);
+                let policy = parse_policy(policy)?;
+                // Refused before the workspace exists: it could never run anything.
+                let provider = kit.provider();
+                provider
+                    .capabilities()
+                    .check_policy(provider.id(), &policy)?;
+                spec = spec.policy(policy);
             }
             let ws = kit.create_workspace(spec).await?;
             if ctx.json {

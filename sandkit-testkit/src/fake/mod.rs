@@ -74,6 +74,10 @@ struct Faults {
     fail_snapshot: u32,
     fail_delete: u32,
     delay: Duration,
+    /// Appended to every injected failure's message (a provider echoing its input).
+    message: Option<String>,
+    /// The provider's own secret (an API token), reported by `Provider::secrets`.
+    token: Option<String>,
 }
 
 #[derive(Debug)]
@@ -213,6 +217,18 @@ impl FakeProvider {
         self.shared.lock().faults.fail_delete = n;
     }
 
+    /// Appends `message` to the message of every injected failure from now on: a
+    /// provider that echoes what it was sent (e.g. a credential) in its errors.
+    pub fn set_fault_message(&self, message: impl Into<String>) {
+        self.shared.lock().faults.message = Some(message.into());
+    }
+
+    /// Gives the provider an API token of its own, which it reports through
+    /// [`Provider::secrets`] so that Sandkit scrubs it.
+    pub fn set_token(&self, token: impl Into<String>) {
+        self.shared.lock().faults.token = Some(token.into());
+    }
+
     /// Sleeps this long before every provider call.
     pub fn set_delay(&self, delay: Duration) {
         self.shared.lock().faults.delay = delay;
@@ -293,11 +309,16 @@ fn shell_rules(machine: &SharedMachine) -> Option<FirewallRules> {
         .clone()
 }
 
-fn injected(what: &str) -> Error {
+fn injected(what: &str, faults: &Faults) -> Error {
+    let echo = faults
+        .message
+        .as_deref()
+        .map(|m| format!(": {m}"))
+        .unwrap_or_default();
     Error::provider(
         Some(500),
         Some("injected".into()),
-        format!("injected {what} failure"),
+        format!("injected {what} failure{echo}"),
     )
 }
 
@@ -311,6 +332,14 @@ impl Provider for FakeProvider {
         &self.shared.caps
     }
 
+    fn secrets(&self) -> sandkit_core::policies::Redactor {
+        let mut redactor = sandkit_core::policies::Redactor::new();
+        if let Some(token) = &self.shared.lock().faults.token {
+            redactor.add(token);
+        }
+        redactor
+    }
+
     async fn start(&self, spec: StartSpec) -> Result<Box<dyn ProviderSession>> {
         self.shared.pause().await;
         let id = spec.name.clone().unwrap_or_else(|| self.shared.next("sbx"));
@@ -319,7 +348,7 @@ impl Provider for FakeProvider {
             st.calls.starts += 1;
             if st.faults.fail_start > 0 {
                 st.faults.fail_start -= 1;
-                return Err(injected("start"));
+                return Err(injected("start", &st.faults));
             }
             let files = match &spec.from {
                 Some(snap) => {
@@ -394,7 +423,7 @@ impl Provider for FakeProvider {
         st.calls.deletes += 1;
         if st.faults.fail_delete > 0 {
             st.faults.fail_delete -= 1;
-            return Err(injected("delete"));
+            return Err(injected("delete", &st.faults));
         }
         st.snapshots.remove(&snapshot.id);
         Ok(())
@@ -483,7 +512,7 @@ impl ProviderSession for FakeSessionHandle {
             st.calls.execs += 1;
             if st.faults.fail_exec > 0 {
                 st.faults.fail_exec -= 1;
-                return Err(injected("exec"));
+                return Err(injected("exec", &st.faults));
             }
             live(&st, &self.id)?.machine.clone()
         };
@@ -586,7 +615,7 @@ impl ProviderSession for FakeSessionHandle {
         st.calls.snapshots += 1;
         if st.faults.fail_snapshot > 0 {
             st.faults.fail_snapshot -= 1;
-            return Err(injected("snapshot"));
+            return Err(injected("snapshot", &st.faults));
         }
         let files = {
             let s = live(&st, &self.id)?;

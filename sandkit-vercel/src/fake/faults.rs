@@ -10,6 +10,14 @@ use super::record::{RecordedRequest, path_matches};
 pub enum FaultKind {
     /// Answer with this status (and a JSON error body) without handling the request.
     Status(u16),
+    /// Answer with this status and this error message (e.g. one quoting what the
+    /// request carried), without handling the request.
+    StatusMessage {
+        /// HTTP status.
+        status: u16,
+        /// The `error.message` of the JSON body.
+        message: String,
+    },
     /// Answer 429, with `Retry-After: <seconds>` when given, without handling the request.
     RateLimited {
         /// Seconds for the `Retry-After` header.
@@ -49,6 +57,15 @@ impl Fault {
     /// Answer `status` (e.g. 500, 503) instead of handling the request.
     pub fn status(status: u16) -> Self {
         Self::new(FaultKind::Status(status))
+    }
+
+    /// Answer `status` with `message` as the error message, instead of handling the
+    /// request: a server that echoes what it was sent.
+    pub fn status_with_message(status: u16, message: impl Into<String>) -> Self {
+        Self::new(FaultKind::StatusMessage {
+            status,
+            message: message.into(),
+        })
     }
 
     /// Answer 429 with `Retry-After: <seconds>`.

@@ -117,7 +117,12 @@ impl Shared {
         let mut inner = self.lock();
         inner.log.push(recorded.clone());
         let refused = inner.take_fault(&recorded, |k| {
-            matches!(k, FaultKind::Status(_) | FaultKind::RateLimited { .. })
+            matches!(
+                k,
+                FaultKind::Status(_)
+                    | FaultKind::StatusMessage { .. }
+                    | FaultKind::RateLimited { .. }
+            )
         });
         match refused {
             Some(FaultKind::Status(status)) => {
@@ -127,6 +132,9 @@ impl Shared {
                     "injected_fault"
                 };
                 return Reply::error(status, code, "fake: injected failure");
+            }
+            Some(FaultKind::StatusMessage { status, message }) => {
+                return Reply::error(status, "injected_fault", message);
             }
             Some(FaultKind::RateLimited { retry_after }) => {
                 let mut reply = Reply::error(429, "rate_limited", "Too many requests");
