@@ -163,6 +163,10 @@ impl Provider for Instrumented {
     async fn find_session_snapshot(&self, session: &SessionRef) -> Result<Option<SnapshotRef>> {
         self.inner.find_session_snapshot(session).await
     }
+
+    fn secrets(&self) -> sandkit_core::policies::Redactor {
+        self.inner.secrets()
+    }
 }
 
 #[derive(Debug)]
