@@ -3,7 +3,7 @@
 use std::path::{Component, Path};
 
 use futures::StreamExt;
-use sandkit_core::{Command, CommandPhase, CommandSpec, Error, Result};
+use sandkit_core::{Command, CommandPhase, CommandSpec, Error, ErrorKind, Result};
 
 use crate::cli::{ProviderKind, RunArgs};
 use crate::context::{Context, parse_policy};
