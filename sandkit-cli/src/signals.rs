@@ -58,22 +58,39 @@ impl Signals {
 /// as interrupted, the workspace keeps its head) and returns 130/143 once that is done;
 /// a second signal exits the process at once.
 pub async fn until_signal(
-    mut signals: Signals,
+    signals: Signals,
     cmd: &Command,
     follow: impl Future<Output = Result<i32>>,
 ) -> Result<i32> {
+    until_signal_then(signals, follow, |name| async move {
+        eprintln!(
+            "sandkit: {name}: stopping run {} (it is journaled as interrupted and the \
+             workspace keeps its last commit); press Ctrl-C again to exit at once",
+            cmd.run_id()
+        );
+        cmd.interrupt(format!("signal {name}"));
+        let _ = cmd.wait().await;
+    })
+    .await
+}
+
+/// Runs `follow`; on SIGINT/SIGTERM runs `stop` (given the signal's name; it says what
+/// it stops in one line) and returns 130/143 once it finished. A second signal exits
+/// the process at once.
+pub async fn until_signal_then<F>(
+    mut signals: Signals,
+    follow: impl Future<Output = Result<i32>>,
+    stop: impl FnOnce(&'static str) -> F,
+) -> Result<i32>
+where
+    F: Future<Output = ()>,
+{
     let (name, code) = tokio::select! {
         outcome = follow => return outcome,
         got = signals.next() => got,
     };
-    eprintln!(
-        "sandkit: {name}: stopping run {} (it is journaled as interrupted and the workspace \
-         keeps its last commit); press Ctrl-C again to exit at once",
-        cmd.run_id()
-    );
-    cmd.interrupt(format!("signal {name}"));
     tokio::select! {
-        _ = cmd.wait() => Ok(code),
+        () = stop(name) => Ok(code),
         (_, again) = signals.next() => std::process::exit(again),
     }
 }

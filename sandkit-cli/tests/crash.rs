@@ -260,6 +260,36 @@ fn sigterm_stops_the_command_journals_it_and_exits_143() {
     signal_stops_the_run("TERM", 143, "sleep 3922");
 }
 
+/// Ctrl-C on `session exec` stops that command (exit 130, one line) and leaves the
+/// session open and usable.
+#[test]
+fn ctrl_c_on_session_exec_stops_the_command_not_the_session() {
+    let home = Home::new();
+    assert_code(&home.run(&["session", "open", "ws"]), 0);
+    let marker = "sleep 3923";
+    let mut child = home
+        .std_cmd()
+        .args(["session", "exec", "ws", "--", "sh", "-c"])
+        .arg(format!("echo started; {marker}"))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    wait_for_line(&mut child, "started");
+    send(&child, "INT");
+    let out = child.wait_with_output().expect("wait");
+    assert_eq!(out.status.code(), Some(130), "{out:?}");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let said: Vec<&str> = stderr.lines().filter(|l| l.contains("SIGINT")).collect();
+    assert_eq!(said.len(), 1, "one line says so: {stderr}");
+    assert!(said[0].contains("session stays open"), "{stderr}");
+    assert!(!process_with(marker), "the command was stopped");
+    let again = home.run(&["session", "exec", "ws", "--", "echo", "still open"]);
+    assert_code(&again, 0);
+    assert_eq!(stdout(&again), "still open\n");
+    assert_code(&home.run(&["session", "discard", "ws"]), 0);
+}
+
 /// A `session commit` killed mid-snapshot strands nothing: the session reopens, and a
 /// second `session commit` (another process) commits the work; `run` then sees it.
 #[test]

@@ -1,5 +1,7 @@
 //! `sandkit session …`: sessions that outlive the invocation that opened them.
 
+use std::io::Write;
+
 use futures::StreamExt;
 use sandkit_core::{CommandSpec, Result, SessionOptions};
 use serde_json::json as value;
@@ -7,6 +9,7 @@ use serde_json::json as value;
 use crate::cli::SessionCommand;
 use crate::context::{Context, parse_policy};
 use crate::output::{Progress, SIGPIPE_EXIT, Written, json, pipe_logs, table, time, write_chunk};
+use crate::signals::{Signals, until_signal_then};
 
 pub async fn run(ctx: &Context, command: SessionCommand) -> Result<i32> {
     let kit = &ctx.sandkit;
@@ -94,14 +97,36 @@ pub async fn run(ctx: &Context, command: SessionCommand) -> Result<i32> {
             if let Some(policy) = &policy {
                 spec = spec.policy(parse_policy(policy)?);
             }
+            let signals = Signals::listen()?;
             let mut handle = session.exec_streaming(spec).await?;
-            while let Some(chunk) = handle.output.next().await {
-                if write_chunk(&chunk?) == Written::StdoutClosed {
-                    // The command runs on in the session; we stop following it.
-                    return Ok(SIGPIPE_EXIT);
+            let process = handle.id.clone();
+            let follow = async move {
+                while let Some(chunk) = handle.output.next().await {
+                    if write_chunk(&chunk?) == Written::StdoutClosed {
+                        // The command runs on in the session; we stop following it.
+                        return Ok(SIGPIPE_EXIT);
+                    }
                 }
-            }
-            return handle.exit.await;
+                handle.exit.await
+            };
+            // Ctrl-C / SIGTERM stop the command, not the session (it stays open).
+            return until_signal_then(signals, follow, |name| {
+                let (session, process) = (&session, &process);
+                async move {
+                    eprintln!(
+                        "sandkit: {name}: stopping the command in the session of workspace \
+                         {workspace} (the session stays open); press Ctrl-C again to exit \
+                         at once"
+                    );
+                    if let Err(e) = session.kill(process).await {
+                        let _ = writeln!(
+                            std::io::stderr(),
+                            "sandkit: could not stop the command: {e}"
+                        );
+                    }
+                }
+            })
+            .await;
         }
         SessionCommand::Start { workspace, command } => {
             let session = kit.workspace(&workspace).await?.attach_session().await?;
