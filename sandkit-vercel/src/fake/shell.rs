@@ -399,6 +399,14 @@ fn printf(args: &[String]) -> String {
                 chars.next();
                 s.push(b'\t');
             }
+            ('\\', Some('r')) => {
+                chars.next();
+                s.push(b'\r');
+            }
+            ('\\', Some('\\')) => {
+                chars.next();
+                s.push(b'\\');
+            }
             ('\\', Some('0'..='7')) => {
                 let mut byte: u32 = 0;
                 for _ in 0..3 {

@@ -9,6 +9,11 @@
 //! - A session nobody touches expires on time: once its lease reads as gone, its
 //!   sandbox is gone at the provider too (on the local provider, its background
 //!   process no longer runs).
+//! - Output is bytes: binary output arrives exactly (on Vercel, as the text the
+//!   service sent: invalid UTF-8 replaced); output over the journal's cap is whole in
+//!   the result while the stored copy says it was cut and how much was written.
+//! - A secret passed in a command's environment that the command prints is in the
+//!   result (the caller's own output) but never in the stored run.
 
 use std::time::Duration;
 
@@ -38,6 +43,10 @@ async fn body(ctx: &Ctx) -> anyhow::Result<Outcome> {
     session_expires_untouched(ctx)
         .await
         .context("a session nobody touches")?;
+    output_is_bytes(ctx).await.context("command output")?;
+    secrets_never_stored(ctx)
+        .await
+        .context("a secret in a command's environment")?;
     Ok(Outcome::passed())
 }
 
@@ -149,7 +158,11 @@ async fn session_expires_untouched(ctx: &Ctx) -> anyhow::Result<()> {
     let session = ws
         .open_session(SessionOptions::new().timeout(Duration::from_secs(1)))
         .await?;
-    let marker = format!("{}", 20_000 + std::process::id() % 10_000);
+    // Unique across the backends this smoke run drives at once.
+    let marker = format!(
+        "{}",
+        100_000 + u64::from_str_radix(&unique()[..8], 16).unwrap_or(0) % 800_000
+    );
     session
         .start_process(sh(&format!("exec sleep {marker}")))
         .await?;
@@ -173,6 +186,59 @@ async fn session_expires_untouched(ctx: &Ctx) -> anyhow::Result<()> {
             "the expired session's process `sleep {marker}` still runs"
         );
     }
+    Ok(())
+}
+
+async fn output_is_bytes(ctx: &Ctx) -> anyhow::Result<()> {
+    const CAP: usize = 64;
+    let kit = ctx.build(ctx.builder()?.output_cap(CAP))?;
+    let ws = kit.create_workspace(WorkspaceSpec::new()).await?;
+    let sent: &[u8] = b"\x89PNG\r\n\x1a\n\xff\xfe";
+    let out = run_ok(&ws, r"printf '\211PNG\r\n\032\n\377\376'").await?;
+    let expected = if ctx.fake().is_some() {
+        // The service sends output as JSON text.
+        String::from_utf8_lossy(sent).into_owned().into_bytes()
+    } else {
+        sent.to_vec()
+    };
+    ensure!(
+        out.stdout_bytes() == expected.as_slice(),
+        "binary output arrived as {:?}, not {expected:?}",
+        out.stdout_bytes()
+    );
+    let long = "x".repeat(CAP * 4);
+    let out = run_ok(&ws, &format!("printf {long}")).await?;
+    ensure!(out.stdout == long, "the result lost output over the cap");
+    let run = out.run_id.clone().context("a journaled run id")?;
+    let stored = ws.run(&run).await?;
+    ensure!(
+        stored.stdout_bytes_written() == Some(long.len() as u64),
+        "the stored run does not say {} bytes were written: {:?}",
+        long.len(),
+        stored.stdout
+    );
+    Ok(())
+}
+
+async fn secrets_never_stored(ctx: &Ctx) -> anyhow::Result<()> {
+    let kit = ctx.sandkit()?;
+    let ws = kit.create_workspace(WorkspaceSpec::new()).await?;
+    let secret = format!("tok-{}", unique());
+    let out = ws
+        .run_command(sh("printenv API_TOKEN").env("API_TOKEN", &secret))
+        .await?;
+    ensure!(
+        out.stdout.trim() == secret,
+        "the command's own output is the caller's: {:?}",
+        out.stdout
+    );
+    let run = out.run_id.clone().context("a journaled run id")?;
+    let stored = ws.run(&run).await?;
+    let row = format!("{stored:?}");
+    ensure!(
+        !row.contains(&secret),
+        "the stored run holds the secret: {row}"
+    );
     Ok(())
 }
 
