@@ -11,7 +11,7 @@
 //! | capability | local provider |
 //! |---|---|
 //! | ports / URLs | yes: `http://127.0.0.1:<port>` for ports declared at start (1024–65535, at most 15; configurable) |
-//! | extend timeout | yes (expiry stored with the session; an expired session is stopped when next touched, or by [`LocalProvider::reap_expired`]) |
+//! | extend timeout | yes (expiry stored with the session; a session with background processes has a watchdog that stops them at expiry even when no Sandkit process runs; the directory goes when next touched, or by [`LocalProvider::reap_expired`]) |
 //! | background processes | yes: own process group, logs on disk, they outlive the process that started them |
 //! | allow-all | yes (host network) |
 //! | deny-all | yes where network namespaces work (root or `CAP_SYS_ADMIN`): every command runs in its own namespace with only loopback; otherwise refused |
@@ -62,10 +62,15 @@
 //!
 //! * `sessions/<id>/` — one live session: `work/` (the working directory and `HOME`
 //!   of its commands), `session.json` (workspace, expiry, ports, policy, processes with
-//!   pid, process group, log and exit files), `procs/` (background process logs).
+//!   pid, process group, log and exit files), `procs/` (background process logs),
+//!   and, once a background process started, `expires`, `groups` and `watchdog`: the
+//!   deadline, the process groups and the marker of the session's expiry watchdog (a
+//!   detached `sh` loop that stops those processes at the deadline).
 //! * `snapshots/<id>` — immutable snapshot manifests (JSON): every directory, file and
 //!   symlink with its mode and modification time; file contents by BLAKE3 hash and
-//!   location.
+//!   location. `snapshots/.by-session/<session id>` names the snapshot a session ended
+//!   with, so a commit whose process died right after its snapshot is finished by the
+//!   retry instead of losing the work.
 //! * `objects/<snapshot id>.pack` — the contents each snapshot stored. A snapshot
 //!   stores only contents not stored yet, and does not even read files unchanged since
 //!   its session was restored (a git-index-like stat cache), so incremental snapshots
