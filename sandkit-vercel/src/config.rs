@@ -61,7 +61,7 @@ impl RetryConfig {
 pub(crate) struct Settings {
     pub(crate) default_timeout: Duration,
     pub(crate) vcpus: Option<u32>,
-    pub(crate) snapshot_expiration: Option<Duration>,
+    pub(crate) snapshot_expiration: Duration,
     pub(crate) region: Option<String>,
     pub(crate) max_timeout: Duration,
     pub(crate) poll_interval: Duration,
@@ -103,7 +103,7 @@ impl Default for VercelProviderBuilder {
             settings: Settings {
                 default_timeout: Duration::from_secs(5 * 60),
                 vcpus: None,
-                snapshot_expiration: None,
+                snapshot_expiration: Duration::ZERO,
                 region: None,
                 max_timeout: PRO_MAX_TIMEOUT,
                 poll_interval: Duration::from_millis(500),
@@ -154,10 +154,15 @@ impl VercelProviderBuilder {
         self
     }
 
-    /// Expiry of snapshots this provider takes (`Duration::ZERO` = never). Unset: the
-    /// sandbox default (30 days).
+    /// Expiry of the snapshots this provider takes. The default, `Duration::ZERO`,
+    /// is never: Sandkit's own retention deletes a snapshot once no head, recent run,
+    /// fork or setup needs it, so a platform expiry can only take a head from a
+    /// workspace that sat idle (Vercel's default is 30 days after last use). Set one
+    /// to cap what a project keeps even if retention never runs, accepting that an
+    /// idle workspace then loses its head (a typed `SnapshotUnavailable`; reset or
+    /// restore it).
     pub fn snapshot_expiration(mut self, expiration: Duration) -> Self {
-        self.settings.snapshot_expiration = Some(expiration);
+        self.settings.snapshot_expiration = expiration;
         self
     }
 

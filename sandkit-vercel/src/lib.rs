@@ -36,6 +36,15 @@
 //! The effective network policy is sent with the create request, so a durable command
 //! costs exactly three API calls: create, run (wait + logs, streamed), snapshot.
 //!
+//! # Snapshot lifetime
+//!
+//! Every snapshot is taken with `expiration: 0` (never) unless
+//! [`VercelProviderBuilder::snapshot_expiration`] says otherwise. Vercel's default
+//! (30 days after last use) would silently take the head of a workspace left idle for a
+//! month; Sandkit's retention already deletes the snapshots no head, recent run, fork or
+//! setup needs (`sandkit gc`, and after every commit). A head that did expire anyway is a
+//! typed `SnapshotUnavailable` with `reset`/`restore` as the way out.
+//!
 //! # Command output
 //!
 //! Output streams as it arrives (NDJSON log lines), with backpressure: a slow reader

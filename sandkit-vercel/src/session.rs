@@ -471,12 +471,13 @@ impl ProviderSession for VercelSession {
     }
 
     async fn snapshot(&self) -> Result<SnapshotRef> {
-        let mut call = self
+        // Always explicit: without it the platform expires the snapshot (a head!)
+        // 30 days after last use.
+        let expiration = validate::ms(self.core.settings.snapshot_expiration);
+        let call = self
             .core
-            .call(reqwest::Method::POST, "snapshot session", &["snapshot"]);
-        if let Some(expiration) = self.core.settings.snapshot_expiration {
-            call = call.body(json!({ "expiration": validate::ms(expiration) }));
-        }
+            .call(reqwest::Method::POST, "snapshot session", &["snapshot"])
+            .body(json!({ "expiration": expiration }));
         self.core.ensure_live()?;
         let id = match self.core.client.json::<SnapshotEnvelope>(&call).await {
             Ok(taken) => taken.snapshot.id,

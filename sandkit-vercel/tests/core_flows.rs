@@ -82,7 +82,11 @@ async fn each_durable_command_costs_three_calls_and_builds_on_the_last() {
     let cmd = &fake.requests()[1];
     assert_eq!(cmd.body.as_ref().expect("cmd")["wait"], json!(true));
     assert_eq!(cmd.body.as_ref().expect("cmd")["logs"], json!(true));
-    assert!(snapshot.body.is_none());
+    assert_eq!(
+        snapshot.body,
+        Some(json!({"expiration": 0})),
+        "a head never expires at the platform by default"
+    );
 
     let head = |sandkit: &Sandkit, id: String| {
         let sandkit = sandkit.clone();

@@ -481,11 +481,11 @@ fn snapshot_answer() -> ResponseTemplate {
 }
 
 #[tokio::test]
-async fn snapshot_omits_the_body_by_default_and_accepts_201() {
+async fn snapshot_never_expires_by_default_and_accepts_201() {
     let server = MockServer::start().await;
     let session = session(&server).await;
     api("POST", "/v2/sandboxes/sessions/sbx_s1/snapshot")
-        .and(no_body)
+        .and(body_json(json!({"expiration": 0})))
         .respond_with(snapshot_answer())
         .expect(1)
         .mount(&server)
