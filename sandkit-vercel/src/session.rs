@@ -160,8 +160,13 @@ impl SessionCore {
                 ))
             }
             // A session-level endpoint answering 404: the session is gone (deleted outside
-            // Sandkit). A command-level 404 (`…/cmd/{id}…`) stays NotFound.
+            // Sandkit) — unless the session itself still answers as live, in which case
+            // the endpoint is what is missing (a route this server does not serve), and
+            // that stays NotFound. A command-level 404 (`…/cmd/{id}…`) stays NotFound.
             Some((404, _)) if !addresses_a_command(call) => {
+                if call.segments.len() > 4 && self.still_live().await {
+                    return self.client.error(call, failure);
+                }
                 self.mark_ended();
                 Error::session_unavailable(format!(
                     "Vercel session {} no longer exists (404); start a new session",
@@ -169,6 +174,18 @@ impl SessionCore {
                 ))
             }
             _ => self.client.error(call, failure),
+        }
+    }
+
+    /// Whether the session answers `GET` as running (any failure to tell: `false`).
+    async fn still_live(&self) -> bool {
+        let call = self.call(reqwest::Method::GET, "get session", &[]);
+        match self.client.json::<SessionEnvelope>(&call).await {
+            Ok(found) => {
+                self.remember(&found.session);
+                !found.session.status.is_over()
+            }
+            Err(_) => false,
         }
     }
 

@@ -641,6 +641,7 @@ async fn a_session_deleted_outside_sandkit_is_unavailable_not_missing() {
     let fake = FakeVercel::start().await;
     let session = started(&fake).await;
     fake.inject(Fault::status(404).on("POST", "/v2/sandboxes/sessions/*/network-policy"));
+    fake.inject(Fault::status(404).on("GET", "/v2/sandboxes/sessions/*"));
     let err = session
         .set_policy(&sandkit_core::policies::FirewallRules::DenyAll)
         .await
@@ -649,4 +650,21 @@ async fn a_session_deleted_outside_sandkit_is_unavailable_not_missing() {
     // Stopping a session that no longer exists is already done.
     fake.inject(Fault::status(404).on("POST", "/v2/sandboxes/sessions/*/stop"));
     session.stop().await.expect("stop of a gone session");
+}
+
+/// A 404 from a session-level route while the session itself answers as running is a
+/// missing endpoint, not a lost session: NotFound, and the session stays usable.
+#[tokio::test]
+async fn a_missing_endpoint_is_not_reported_as_a_lost_session() {
+    let fake = FakeVercel::start().await;
+    let session = started(&fake).await;
+    fake.inject(Fault::status(404).on("POST", "/v2/sandboxes/sessions/*/network-policy"));
+    let err = session
+        .set_policy(&sandkit_core::policies::FirewallRules::DenyAll)
+        .await
+        .expect_err("404");
+    assert_eq!(err.kind(), &ErrorKind::NotFound, "{err:?}");
+    assert!(!err.to_string().contains("no longer exists"), "{err}");
+    let ran = sh(&*session, "echo alive").await;
+    assert_eq!(ran.stdout, "alive\n", "the session is still usable");
 }
