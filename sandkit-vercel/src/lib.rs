@@ -101,7 +101,10 @@
 //! # The fake API (feature `fake`)
 //!
 //! `fake::FakeVercel` is a stateful in-memory imitation of the same REST API on
-//! wiremock, for tests and `cargo xtask smoke`; see the module documentation.
+//! wiremock, for tests and `cargo xtask smoke`; see the module documentation. It also
+//! runs as a standalone server for clients in any language:
+//! `cargo run -p sandkit-vercel --features fake --bin fake-vercel` prints its base URL
+//! and serves until stopped (token `tok`, team `team_abc`, project `prj_123`).
 
 mod auth;
 mod client;
