@@ -158,6 +158,10 @@ pub enum WorkspaceCommand {
     Create(CreateArgs),
     /// List workspaces.
     List(ListArgs),
+    /// List workspaces whose head (or setup) snapshot the provider no longer has
+    /// (exit 1 when there is one).
+    #[command(after_help = "Example:\n  sandkit workspace check --json")]
+    Check,
     /// Show one workspace.
     Show {
         /// Workspace id.

@@ -176,7 +176,7 @@ fn workspace_of(command: &Command) -> Option<String> {
             | WorkspaceCommand::Restore { workspace, .. } => workspace,
             WorkspaceCommand::Fork { source, .. } => source,
             WorkspaceCommand::Create(args) => return args.id.clone(),
-            WorkspaceCommand::List(_) => return None,
+            WorkspaceCommand::List(_) | WorkspaceCommand::Check => return None,
         },
         Command::Session(command) => match command {
             SessionCommand::Open { workspace, .. }
@@ -199,7 +199,9 @@ fn only_reads(command: &Command) -> bool {
     matches!(
         command,
         Command::Runs(_)
-            | Command::Workspace(WorkspaceCommand::List(_) | WorkspaceCommand::Show { .. })
+            | Command::Workspace(
+                WorkspaceCommand::List(_) | WorkspaceCommand::Show { .. } | WorkspaceCommand::Check
+            )
             | Command::Session(SessionCommand::Status { .. })
     )
 }

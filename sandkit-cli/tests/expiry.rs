@@ -106,3 +106,43 @@ fn status_never_reports_no_session_while_its_processes_run() {
         std::thread::sleep(Duration::from_millis(100));
     }
 }
+
+/// `workspace check` finds a head the provider lost (here: its manifest deleted behind
+/// Sandkit's back), says the way out, and passes again once it was taken.
+#[test]
+fn workspace_check_finds_a_lost_head() {
+    let home = Home::new();
+    assert_code(&home.run(&["workspace", "create", "--id", "ws"]), 0);
+    assert_code(&home.run(&["run", "ws", "--", "sh", "-c", "echo v > f"]), 0);
+    let ok = home.run(&["workspace", "check"]);
+    assert_code(&ok, 0);
+
+    let runs: serde_json::Value =
+        serde_json::from_str(&stdout(&home.run(&["runs", "ws", "--json"]))).expect("json");
+    let head = runs[0]["snapshot"]["id"]
+        .as_str()
+        .expect("snapshot id")
+        .to_owned();
+    std::fs::remove_file(
+        home.sandkit_dir()
+            .join("local")
+            .join("snapshots")
+            .join(&head),
+    )
+    .expect("delete the manifest");
+
+    let found = home.run(&["workspace", "check"]);
+    assert_code(&found, 1);
+    let text = stdout(&found);
+    assert!(
+        text.contains("workspace ws") && text.contains(&head),
+        "{text}"
+    );
+    assert!(text.contains("sandkit workspace reset ws"), "{text}");
+    let report: serde_json::Value =
+        serde_json::from_str(&stdout(&home.run(&["--json", "workspace", "check"]))).expect("json");
+    assert_eq!(report["missing"][0]["role"], "head", "{report}");
+
+    assert_code(&home.run(&["workspace", "reset", "ws"]), 0);
+    assert_code(&home.run(&["workspace", "check"]), 0);
+}

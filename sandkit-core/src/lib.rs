@@ -34,6 +34,7 @@
 //! providers implement [`Provider`] (see `sandkit-local`, `sandkit-vercel`). Both are
 //! checked by the conformance suites in `sandkit-testkit`.
 
+mod check;
 mod durable;
 mod error;
 mod holder;
@@ -51,6 +52,7 @@ mod spec;
 pub mod store;
 mod workspace;
 
+pub use check::{CheckReport, MissingSnapshot, SnapshotRole};
 pub use durable::{Command, CommandPhase};
 pub use error::{Error, ErrorKind, Result};
 pub use ids::{LeaseToken, MAX_ID_LEN, RunId, WorkspaceId};

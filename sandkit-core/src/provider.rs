@@ -426,6 +426,16 @@ pub trait Provider: Send + Sync + fmt::Debug {
         )))
     }
 
+    /// Whether `snapshot` still exists at the provider (a start from it would find
+    /// it). The default is `Unsupported`: the provider cannot tell without starting.
+    async fn snapshot_exists(&self, snapshot: &SnapshotRef) -> Result<bool> {
+        let _ = snapshot;
+        Err(Error::unsupported(format!(
+            "provider {} cannot check whether a snapshot exists",
+            self.id()
+        )))
+    }
+
     /// The snapshot `session` ended with, when it ended by one: found after the process
     /// that took it died before recording it (between a session's snapshot and its
     /// commit), so recovery can finish that commit instead of losing the work.

@@ -274,3 +274,52 @@ fn handles_are_send_sync_and_cheap_to_clone() {
     }
     object_safe(None, None);
 }
+
+#[tokio::test]
+async fn check_lists_heads_and_setups_the_provider_lost_and_changes_nothing() {
+    use sandkit_core::{Provider, SetupSpec, SnapshotRole};
+    let rig = Rig::new();
+    let kit = rig.kit_with_setup(
+        SetupSpec::new("sh")
+            .args(["-c", "echo ready > s"])
+            .policy(sandkit_core::policies::Policy::allow_all()),
+    );
+    let healthy = new_ws(&kit).await;
+    run(&healthy, "echo ok > f").await;
+    let lost = new_ws(&kit).await;
+    run(&lost, "echo gone > f").await;
+    let clean = kit.check().await.expect("check");
+    assert!(clean.missing.is_empty(), "{clean:?}");
+    assert_eq!(clean.checked, 3, "two heads and the setup snapshot");
+
+    let head = rig.record(lost.id()).await.head.expect("head");
+    let setup = rig
+        .store()
+        .get_setup(kit.setup_id().expect("setup"))
+        .await
+        .expect("get")
+        .and_then(|s| s.snapshot)
+        .expect("setup snapshot");
+    rig.provider.delete_snapshot(&head).await.expect("delete");
+    rig.provider.delete_snapshot(&setup).await.expect("delete");
+    let before = rig.record(lost.id()).await;
+    let report = kit.check().await.expect("check");
+    assert_eq!(report.missing.len(), 2, "{report:?}");
+    let lost_head = &report.missing[0];
+    assert_eq!(lost_head.role, SnapshotRole::Head);
+    assert_eq!(lost_head.workspace.as_ref(), Some(lost.id()));
+    assert_eq!(lost_head.snapshot, head);
+    assert_eq!(report.missing[1].role, SnapshotRole::Setup);
+    assert_eq!(
+        rig.record(lost.id()).await,
+        before,
+        "a check writes nothing"
+    );
+    // The way out it names works: after a reset the workspace passes.
+    lost.reset().await.expect("reset");
+    let after = kit.check().await.expect("check");
+    assert!(
+        after.missing.iter().all(|m| m.role == SnapshotRole::Setup),
+        "{after:?}"
+    );
+}

@@ -626,6 +626,14 @@ impl Provider for LocalProvider {
             .collect())
     }
 
+    async fn snapshot_exists(&self, snapshot: &SnapshotRef) -> Result<bool> {
+        if snapshot.provider != PROVIDER_ID {
+            return Ok(false);
+        }
+        let (store, id) = (self.inner.snapshots.clone(), snapshot.id.clone());
+        blocking(move || Ok(store.exists(&id))).await
+    }
+
     async fn find_session_snapshot(&self, session: &SessionRef) -> Result<Option<SnapshotRef>> {
         if session.provider != PROVIDER_ID {
             return Ok(None);

@@ -18,7 +18,7 @@ use crate::credentials::Credentials;
 use crate::policy::{describe, network_policy, secret_values};
 use crate::session::VercelSession;
 use crate::validate;
-use crate::wire::SessionEnvelope;
+use crate::wire::{SessionEnvelope, SnapshotEnvelope};
 
 /// Provider id recorded in snapshot and session references.
 pub const PROVIDER_ID: &str = "vercel";
@@ -312,6 +312,24 @@ impl Provider for VercelProvider {
 
     /// Stops the session: by sandbox name for a session planned but maybe never
     /// started (nothing to do when no such sandbox runs), else by session id.
+    async fn snapshot_exists(&self, snapshot: &SnapshotRef) -> Result<bool> {
+        if snapshot.provider != PROVIDER_ID {
+            return Ok(false);
+        }
+        crate::validate::api_id("snapshot", &snapshot.id)?;
+        let call = Call::get(
+            "get snapshot",
+            &["v2", "sandboxes", "snapshots", &snapshot.id],
+        );
+        match self.client.json::<SnapshotEnvelope>(&call).await {
+            Ok(found) => Ok(found.snapshot.is_usable()),
+            Err(failure) => match failure.status() {
+                Some((404 | 410, _)) => Ok(false),
+                _ => Err(self.client.error(&call, failure)),
+            },
+        }
+    }
+
     async fn find_session_snapshot(&self, session: &SessionRef) -> Result<Option<SnapshotRef>> {
         self.check_provider(&session.provider, "the session")?;
         // A planned sandbox name never got as far as a session, let alone a snapshot.

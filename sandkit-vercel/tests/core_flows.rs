@@ -356,3 +356,38 @@ async fn non_utf8_output_arrives_as_the_text_the_service_sent() {
     assert_eq!(run.stdout_text(), Some(sent));
     assert_eq!(run.stdout_bytes_written(), Some(sent.len() as u64));
 }
+
+/// `Sandkit::check` asks Vercel about each head: one that expired at the platform is
+/// listed (before a start fails on it), a live one is not.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn check_lists_a_head_that_expired_at_vercel() {
+    let fake = FakeVercel::start().await;
+    let sandkit = sandkit(&fake);
+    let kept = sandkit
+        .create_workspace(WorkspaceSpec::new())
+        .await
+        .expect("ws");
+    let lost = sandkit
+        .create_workspace(WorkspaceSpec::new())
+        .await
+        .expect("ws");
+    for ws in [&kept, &lost] {
+        ws.run_command(CommandSpec::new("sh").args(["-c", "echo v > f"]))
+            .await
+            .expect("run");
+    }
+    assert!(sandkit.check().await.expect("check").missing.is_empty());
+    let head = sandkit
+        .workspace(lost.id())
+        .await
+        .expect("ws")
+        .record()
+        .head
+        .clone()
+        .expect("head");
+    assert!(fake.expire_snapshot(&head.id));
+    let report = sandkit.check().await.expect("check");
+    assert_eq!(report.checked, 2);
+    assert_eq!(report.missing.len(), 1, "{report:?}");
+    assert_eq!(report.missing[0].workspace.as_ref(), Some(lost.id()));
+}

@@ -164,6 +164,10 @@ impl Provider for Instrumented {
         self.inner.find_session_snapshot(session).await
     }
 
+    async fn snapshot_exists(&self, snapshot: &SnapshotRef) -> Result<bool> {
+        self.inner.snapshot_exists(snapshot).await
+    }
+
     fn secrets(&self) -> sandkit_core::policies::Redactor {
         self.inner.secrets()
     }

@@ -67,7 +67,10 @@ pub async fn run(ctx: &Context, command: SessionCommand) -> Result<i32> {
             let ws = kit.workspace(&workspace).await?;
             // An expired lease is recovered first, so "no live session" is only said
             // once nothing of the session runs.
-            ws.recover().await?;
+            // Best effort: a read-only home still gets the stored status.
+            if let Err(e) = ws.recover().await {
+                tracing::debug!(error = %e, "could not recover an expired lease before the status");
+            }
             let lease = ws.lease().await?;
             if ctx.json {
                 json(&value!({ "workspace": workspace, "lease": lease }))?;

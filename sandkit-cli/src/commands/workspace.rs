@@ -196,6 +196,39 @@ pub async fn run(ctx: &Context, command: WorkspaceCommand) -> Result<i32> {
                 eprintln!("sandkit: workspace {workspace} head is now the snapshot of run {run}");
             }
         }
+        WorkspaceCommand::Check => return check(ctx).await,
     }
     Ok(0)
+}
+
+/// `sandkit workspace check`: exit 1 when a head or setup snapshot is gone.
+async fn check(ctx: &Context) -> Result<i32> {
+    let report = ctx.sandkit.check().await?;
+    let code = i32::from(!report.missing.is_empty());
+    if ctx.json {
+        json(&report)?;
+        return Ok(code);
+    }
+    for missing in &report.missing {
+        match (&missing.workspace, &missing.setup) {
+            (Some(ws), _) => outln!(
+                "workspace {ws}: head snapshot {} is gone at the provider; run `sandkit \
+                 workspace reset {ws}` (next start is cold) or `sandkit workspace restore {ws} \
+                 <run>`",
+                missing.snapshot.id
+            ),
+            (None, Some(setup)) => outln!(
+                "setup {setup}: snapshot {} is gone at the provider; the next cold start \
+                 rebuilds it",
+                missing.snapshot.id
+            ),
+            (None, None) => outln!("snapshot {} is gone at the provider", missing.snapshot.id),
+        }
+    }
+    eprintln!(
+        "sandkit: {} snapshot(s) checked, {} gone",
+        report.checked,
+        report.missing.len()
+    );
+    Ok(code)
 }

@@ -107,6 +107,11 @@ impl Snapshots {
         }
     }
 
+    /// Whether snapshot `id` exists (its manifest does).
+    pub(crate) fn exists(&self, id: &str) -> bool {
+        is_valid_id(id) && self.manifest_path(id).exists()
+    }
+
     /// The snapshot `session` ended with, if it still exists.
     pub(crate) fn of_session(&self, session: &str) -> Result<Option<String>> {
         if !is_valid_id(session) {
@@ -117,7 +122,7 @@ impl Snapshots {
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
             Err(e) => return Err(io_error("reading which snapshot a session ended with", e)),
         };
-        Ok((is_valid_id(&id) && self.manifest_path(&id).exists()).then_some(id))
+        Ok(self.exists(&id).then_some(id))
     }
 
     /// Drops the session records whose snapshot no longer exists.

@@ -388,6 +388,10 @@ impl Provider for FakeProvider {
         Ok(self.handle(id))
     }
 
+    async fn snapshot_exists(&self, snapshot: &SnapshotRef) -> Result<bool> {
+        Ok(snapshot.provider == "fake" && self.shared.lock().snapshots.contains_key(&snapshot.id))
+    }
+
     async fn find_session_snapshot(&self, session: &SessionRef) -> Result<Option<SnapshotRef>> {
         let st = self.shared.lock();
         Ok(st
