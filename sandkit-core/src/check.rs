@@ -9,10 +9,6 @@ use crate::error::{ErrorKind, Result};
 use crate::ids::WorkspaceId;
 use crate::model::SnapshotRef;
 use crate::sandkit::Sandkit;
-use crate::store::WorkspaceListing;
-
-/// Page size used when walking workspaces.
-const PAGE: usize = 500;
 
 /// What a missing snapshot was to Sandkit.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -75,17 +71,8 @@ impl Sandkit {
             known.insert(snapshot.id.clone(), found);
             Ok(found)
         };
-        let mut after = None;
-        loop {
-            let page = inner
-                .store
-                .list_workspaces(&WorkspaceListing {
-                    after: after.clone(),
-                    limit: PAGE,
-                    ..WorkspaceListing::default()
-                })
-                .await?;
-            for ws in &page.items {
+        inner
+            .each_workspace(async |ws| {
                 if let Some(head) = &ws.head
                     && !exists(head).await?
                 {
@@ -96,12 +83,9 @@ impl Sandkit {
                         snapshot: head.clone(),
                     });
                 }
-            }
-            match page.next_cursor {
-                Some(c) => after = Some(WorkspaceId::from_stored(c)),
-                None => break,
-            }
-        }
+                Ok(())
+            })
+            .await?;
         let setups = match inner.store.list_setups().await {
             Ok(setups) => setups,
             Err(e) if e.kind() == &ErrorKind::Unsupported => Vec::new(),

@@ -58,10 +58,25 @@ impl Sandkit {
             dry_run,
             ..GcReport::default()
         };
+        let inner = &self.inner;
+        inner
+            .each_workspace(async |ws| inner.collect(&ws.id, dry_run, &mut report).await)
+            .await?;
+        self.inner.sweep_unreferenced(dry_run, &mut report).await?;
+        report.abandoned_setups = self.inner.sweep_abandoned_setups(dry_run).await?;
+        Ok(report)
+    }
+}
+
+impl Inner {
+    /// Calls `visit` with every workspace, a page at a time.
+    pub(crate) async fn each_workspace(
+        &self,
+        mut visit: impl AsyncFnMut(&crate::model::WorkspaceRecord) -> Result<()>,
+    ) -> Result<()> {
         let mut after = None;
         loop {
             let page = self
-                .inner
                 .store
                 .list_workspaces(&WorkspaceListing {
                     after: after.clone(),
@@ -70,20 +85,15 @@ impl Sandkit {
                 })
                 .await?;
             for ws in &page.items {
-                self.inner.collect(&ws.id, dry_run, &mut report).await?;
+                visit(ws).await?;
             }
             match page.next_cursor {
                 Some(c) => after = Some(WorkspaceId::from_stored(c)),
-                None => break,
+                None => return Ok(()),
             }
         }
-        self.inner.sweep_unreferenced(dry_run, &mut report).await?;
-        report.abandoned_setups = self.inner.sweep_abandoned_setups(dry_run).await?;
-        Ok(report)
     }
-}
 
-impl Inner {
     /// Retention for one workspace in a background task; errors are logged.
     pub(crate) fn collect_in_background(self: &Arc<Self>, id: WorkspaceId) {
         if self.config.keep_snapshots.is_none() || !self.provider.capabilities().snapshot_delete {
