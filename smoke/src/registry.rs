@@ -244,9 +244,9 @@ mod tests {
     }
 
     #[test]
-    fn the_registry_has_the_ten_scenarios_in_order_with_unique_names() {
+    fn the_registry_has_the_eleven_scenarios_in_order_with_unique_names() {
         let all = scenarios();
-        assert_eq!(all.len(), 10);
+        assert_eq!(all.len(), 11);
         for (i, s) in all.iter().enumerate() {
             assert_eq!(usize::from(s.number), i + 1);
             assert!(!s.summary.is_empty());
@@ -265,14 +265,14 @@ mod tests {
     #[test]
     fn the_default_plan_is_every_scenario_on_fake_vercel_and_local_on_every_database() {
         let plan = Plan::new(&[], &[], false).expect("plan");
-        assert_eq!(plan.scenarios.len(), 10);
+        assert_eq!(plan.scenarios.len(), 11);
         assert_eq!(plan.backends.len(), 6);
         assert!(
             plan.backends
                 .iter()
                 .all(|b| b.provider != ProviderKind::VercelLive)
         );
-        assert_eq!(plan.len(), 60);
+        assert_eq!(plan.len(), 66);
         let live = Plan::new(&[], &[], true).expect("plan");
         assert_eq!(live.backends.len(), 9);
     }
