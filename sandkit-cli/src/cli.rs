@@ -26,7 +26,9 @@ Exit codes:
   2                   invalid input (nothing was written or started)
   3                   busy, or lost a race (`--wait` waits; `--wait 2m` gives up after 2m)
   4                   not found (workspace, run, session)
-  5                   already exists";
+  5                   already exists
+  130, 143            stopped by Ctrl-C, SIGTERM (the run is journaled interrupted)
+  141                 stdout was closed (e.g. `| head`)";
 
 /// The `sandkit` command.
 #[derive(Debug, Parser)]
