@@ -1,26 +1,10 @@
 //! Connecting: a closed port fails at once naming `host:port`, and a database password
 //! appears in no error and no log line, at any level.
 
-use std::io::Write;
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use sandkit_adapter_seaorm::SeaOrmStore;
 use sandkit_core::ErrorKind;
-
-/// A tracing writer that keeps everything in memory.
-#[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Captured {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().expect("lock").extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
 
 fn closed_port() -> u16 {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
@@ -60,20 +44,13 @@ async fn passwords_stay_out_of_trace_logs_and_errors() {
     };
     let with_password = url.replacen("://root@", "://root:s3cret-pw@", 1);
     assert_ne!(with_password, url, "expects a mysql://root@… URL");
-    let captured = Captured::default();
-    let writer = captured.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .with_max_level(tracing::Level::TRACE)
-        .with_ansi(false)
-        .with_writer(move || writer.clone())
-        .finish();
-    let _guard = tracing::subscriber::set_default(subscriber);
+    let captured = sandkit_testkit::logs::CapturedLogs::trace();
     let outcome = SeaOrmStore::connect_with_timeout(&with_password, Duration::from_secs(5)).await;
     let error = outcome
         .err()
         .map(|e| format!("{e} {e:?}"))
         .unwrap_or_default();
-    let logs = String::from_utf8_lossy(&captured.0.lock().expect("lock")).into_owned();
+    let logs = captured.text();
     assert!(!logs.is_empty(), "trace logging captured something");
     assert!(
         !logs.contains("s3cret-pw"),

@@ -4,9 +4,6 @@
 
 mod common;
 
-use std::io::Write;
-use std::sync::{Arc, Mutex};
-
 use base64::Engine as _;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use common::{Rig, all_runs, new_ws, sh};
@@ -38,20 +35,6 @@ fn assert_clean(what: &str, text: &str) {
     }
 }
 
-/// A tracing writer that keeps everything in memory.
-#[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Captured {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().expect("lock").extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
 fn rig() -> Rig {
     let mut rig = Rig::new();
     rig.env = MapEnv::new().with("GITHUB_TOKEN", GITHUB_TOKEN);
@@ -73,14 +56,7 @@ async fn export(ws: &Workspace) -> String {
 
 #[tokio::test]
 async fn a_failure_echoing_secrets_is_scrubbed_from_the_error_row_export_and_logs() {
-    let captured = Captured::default();
-    let writer = captured.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .with_max_level(tracing::Level::TRACE)
-        .with_ansi(false)
-        .with_writer(move || writer.clone())
-        .finish();
-    let _guard = tracing::subscriber::set_default(subscriber);
+    let captured = sandkit_testkit::logs::CapturedLogs::trace();
 
     let rig = rig();
     let kit = rig.kit();
@@ -113,7 +89,7 @@ async fn a_failure_echoing_secrets_is_scrubbed_from_the_error_row_export_and_log
         assert_clean("a stored run", &serde_json::to_string(run).expect("json"));
     }
     assert_clean("the journal export", &export(&ws).await);
-    let logs = String::from_utf8_lossy(&captured.0.lock().expect("lock")).into_owned();
+    let logs = captured.text();
     assert!(
         logs.contains("durable command failed"),
         "capture works: {logs}"

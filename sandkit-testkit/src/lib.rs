@@ -20,6 +20,7 @@
 
 pub mod fake;
 pub mod lifecycle;
+pub mod logs;
 pub mod provider_suite;
 pub mod store_suite;
 

@@ -4,8 +4,6 @@
 mod common;
 
 use std::collections::BTreeMap;
-use std::io::Write;
-use std::sync::{Arc, Mutex};
 
 use common::{created, ndjson, spec};
 use sandkit_core::{ExecSpec, LogBuffer, Provider, env_map};
@@ -17,26 +15,6 @@ use wiremock::{MockServer, ResponseTemplate};
 const TOKEN: &str = "vercel-token-SECRET-0001";
 const HEADER_SECRET: &str = "Bearer ghp_SECRET_0002";
 const ENV_SECRET: &str = "env-SECRET-0003";
-
-/// A tracing writer that keeps everything in memory.
-#[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Captured {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().expect("lock").extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl Captured {
-    fn text(&self) -> String {
-        String::from_utf8_lossy(&self.0.lock().expect("lock")).into_owned()
-    }
-}
 
 fn rules() -> FirewallRules {
     let mut headers = BTreeMap::new();
@@ -56,14 +34,7 @@ fn assert_clean(what: &str, text: &str) {
 
 #[tokio::test]
 async fn secrets_stay_out_of_logs_errors_and_debug() {
-    let captured = Captured::default();
-    let writer = captured.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .with_max_level(tracing::Level::TRACE)
-        .with_ansi(false)
-        .with_writer(move || writer.clone())
-        .finish();
-    let _guard = tracing::subscriber::set_default(subscriber);
+    let captured = sandkit_testkit::logs::CapturedLogs::trace();
 
     let server = MockServer::start().await;
     let bearer = format!("Bearer {TOKEN}");
