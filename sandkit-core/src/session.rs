@@ -13,7 +13,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use futures::FutureExt;
 use futures::future::{BoxFuture, Shared};
-use sandkit_policies::{FirewallRules, Policy};
+use sandkit_policies::{FirewallRules, Policy, Redactor};
 use tracing::{Instrument, info, info_span, warn};
 
 use crate::error::{Error, ErrorKind, Result};
@@ -337,20 +337,10 @@ impl Session {
 
     /// Runs a command to completion in the session (not journaled, not committed).
     pub async fn exec(&self, spec: CommandSpec) -> Result<CommandResult> {
-        no_key(&spec, "exec")?;
-        spec.validate()?;
-        let (_, rules) = self.rules_for(spec.policy.as_ref()).await?;
-        // Errors never carry a secret resolved for this command.
-        let redactor = crate::durable::operation_redactor(&self.state.inner, &rules, &spec);
-        async {
-            self.apply(rules).await?;
-            let handle = self.state.provider.exec(spec.exec_spec()).await?;
-            let log = LogBuffer::default();
-            let exit_code = log.pump(handle).await?;
-            Ok(CommandResult::from_logs(exit_code, &log))
-        }
-        .await
-        .map_err(|e: Error| e.redacted(&redactor))
+        let (handle, redactor) = self.start_exec(spec).await?;
+        let log = LogBuffer::default();
+        let exit_code = log.pump(handle).await.map_err(|e| e.redacted(&redactor))?;
+        Ok(CommandResult::from_logs(exit_code, &log))
     }
 
     /// Runs a command in the session like [`exec`](Session::exec), but hands back its
@@ -358,16 +348,25 @@ impl Session {
     /// bytes, any size, backpressured), then await [`ProcessHandle::exit`]. Dropping
     /// the handle stops following the command; it runs on in the session.
     pub async fn exec_streaming(&self, spec: CommandSpec) -> Result<ProcessHandle> {
+        Ok(self.start_exec(spec).await?.0)
+    }
+
+    /// Applies the command's policy and starts it; with the redactor of the secrets
+    /// resolved for it (errors never carry one).
+    async fn start_exec(&self, spec: CommandSpec) -> Result<(ProcessHandle, Redactor)> {
         no_key(&spec, "exec")?;
         spec.validate()?;
         let (_, rules) = self.rules_for(spec.policy.as_ref()).await?;
         let redactor = crate::durable::operation_redactor(&self.state.inner, &rules, &spec);
-        async {
+        let started = async {
             self.apply(rules).await?;
             self.state.provider.exec(spec.exec_spec()).await
         }
-        .await
-        .map_err(|e: Error| e.redacted(&redactor))
+        .await;
+        match started {
+            Ok(handle) => Ok((handle, redactor)),
+            Err(e) => Err(e.redacted(&redactor)),
+        }
     }
 
     /// Starts a background process; it keeps running until it exits, is killed, or the
