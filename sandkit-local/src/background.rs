@@ -12,10 +12,12 @@ use tokio::io::AsyncReadExt;
 use crate::errors::io_error;
 use crate::procs::Group;
 
-/// `sh -c` script supervising a background command: `$1` is the exit-code file, the
-/// rest is the command. It traps SIGTERM/SIGINT/SIGHUP (its child does not inherit the
-/// trap), waits for the command and records its exit status (143 after SIGTERM).
-pub(crate) const SUPERVISOR: &str = r#"f=$1; shift; trap : HUP INT TERM; "$@"; echo $? > "$f""#;
+/// `sh -c` script supervising a background command (its arguments). It traps
+/// SIGTERM/SIGINT/SIGHUP (its child does not inherit the trap), waits for the command
+/// and records its exit status (143 after SIGTERM) on descriptor 3, the exit-code file
+/// opened by the provider (so it needs no path, inside a sandbox or not), which the
+/// command itself does not inherit.
+pub(crate) const SUPERVISOR: &str = r#"trap : HUP INT TERM; "$@" 3>&-; echo $? >&3"#;
 
 /// `$0` of the supervisor, shown in its error messages.
 pub(crate) const SUPERVISOR_NAME: &str = "sandkit-process";

@@ -45,6 +45,17 @@ impl Layout {
         self.root.join("store.lock")
     }
 
+    /// Empty directory on which each sandboxed command builds its filesystem view (in
+    /// its own mount namespace; nothing ever appears here on the host).
+    pub(crate) fn sandbox_root(&self) -> PathBuf {
+        self.root.join("sandbox").join("root")
+    }
+
+    /// Workspace of the sandbox probe run when the provider is built.
+    pub(crate) fn sandbox_probe(&self) -> PathBuf {
+        self.root.join("sandbox").join("probe")
+    }
+
     pub(crate) fn session(&self, id: &str) -> SessionPaths {
         SessionPaths {
             dir: self.sessions().join(id),
@@ -93,6 +104,11 @@ impl SessionPaths {
     /// File-stat cache of the restored tree, for incremental snapshots.
     pub(crate) fn index(&self) -> PathBuf {
         self.dir.join("index.json")
+    }
+
+    /// The session's private `/tmp` (sandboxed commands only; not in snapshots).
+    pub(crate) fn tmp(&self) -> PathBuf {
+        self.dir.join("tmp")
     }
 
     /// Log and exit files of processes.

@@ -122,12 +122,14 @@ mod launch;
 mod layout;
 mod meta;
 mod mounts;
-mod netns;
 mod procs;
 mod provider;
 mod removal;
+mod sandbox;
 mod session;
 mod snapshot;
+
+pub use sandbox::WORKSPACE;
 
 pub use provider::{
     DEFAULT_KILL_GRACE, DEFAULT_MAX_PORTS, DEFAULT_TIMEOUT, LocalProvider, LocalProviderBuilder,

@@ -19,9 +19,9 @@ use crate::errors::{blocking, io_error, session_gone, snapshot_gone};
 use crate::layout::{Layout, SessionPaths, is_valid_id, new_id};
 use crate::meta::{self, PolicyKind, SessionMeta};
 use crate::mounts;
-use crate::netns;
 use crate::procs;
 use crate::removal;
+use crate::sandbox::Sandboxes;
 use crate::session::LocalSession;
 use crate::snapshot::{Snapshots, index, old_entries};
 
@@ -49,7 +49,8 @@ pub(crate) struct Inner {
     pub(crate) env: BTreeMap<String, String>,
     pub(crate) default_timeout: Duration,
     pub(crate) kill_grace: Duration,
-    pub(crate) netns: bool,
+    /// How commands are sandboxed; `None`: they run on the host.
+    pub(crate) sandboxes: Option<Sandboxes>,
 }
 
 impl fmt::Debug for Inner {
@@ -59,7 +60,7 @@ impl fmt::Debug for Inner {
             .field("env", &self.env.keys().collect::<Vec<_>>())
             .field("default_timeout", &self.default_timeout)
             .field("kill_grace", &self.kill_grace)
-            .field("network_namespaces", &self.netns)
+            .field("sandboxed", &self.sandboxes.is_some())
             .finish()
     }
 }
@@ -254,6 +255,8 @@ pub struct LocalProviderBuilder {
     max_ports: usize,
     path: Option<String>,
     env: BTreeMap<String, String>,
+    isolation: bool,
+    read_only_paths: Vec<PathBuf>,
 }
 
 impl fmt::Debug for LocalProviderBuilder {
@@ -265,11 +268,30 @@ impl fmt::Debug for LocalProviderBuilder {
             .field("ports", &self.ports)
             .field("max_ports", &self.max_ports)
             .field("env", &self.env.keys().collect::<Vec<_>>())
+            .field("isolation", &self.isolation)
+            .field("read_only_paths", &self.read_only_paths)
             .finish()
     }
 }
 
 impl LocalProviderBuilder {
+    /// Whether commands run in sandboxes (default `true`; see the [crate
+    /// docs](crate#isolation)). With `false`, or where this machine cannot create them
+    /// (no unprivileged user namespaces), commands are plain processes on the host:
+    /// [`Capabilities`] then declare no deny-all, and deny-all policies are refused.
+    pub fn isolation(mut self, sandboxed: bool) -> Self {
+        self.isolation = sandboxed;
+        self
+    }
+
+    /// Shows a host directory (e.g. a toolchain under `/opt`) read-only inside every
+    /// sandbox, at the same path. The system directories (`/usr`, `/etc`, `/bin`,
+    /// `/lib*`) are always shown.
+    pub fn read_only_path(mut self, path: impl Into<PathBuf>) -> Self {
+        self.read_only_paths.push(path.into());
+        self
+    }
+
     /// Session lifetime used when a start spec asks for none (default 5 minutes).
     pub fn default_timeout(mut self, timeout: Duration) -> Self {
         self.default_timeout = timeout;
@@ -309,7 +331,7 @@ impl LocalProviderBuilder {
         self
     }
 
-    /// Creates the directories under the root and detects network-namespace support.
+    /// Creates the directories under the root and checks that sandboxes work here.
     pub fn build(self) -> Result<LocalProvider> {
         if self.ports.is_empty() || *self.ports.start() == 0 {
             return Err(Error::invalid_input(format!(
@@ -328,7 +350,17 @@ impl LocalProviderBuilder {
             .map_err(|e| io_error("creating the snapshot store", e))?;
         clean_leftovers(&layout, &snapshots);
         empty_trash(&layout);
-        let netns = netns::detect();
+        let sandboxes = self
+            .isolation
+            .then(|| {
+                Sandboxes::detect(
+                    &layout.sandbox_root(),
+                    &layout.sandbox_probe(),
+                    &self.read_only_paths,
+                )
+            })
+            .flatten();
+        let sandboxed = sandboxes.is_some();
         let caps = Capabilities {
             ports: Some(PortCapabilities {
                 min: *self.ports.start(),
@@ -339,7 +371,7 @@ impl LocalProviderBuilder {
             background_processes: true,
             network: NetworkCapabilities {
                 allow_all: true,
-                deny_all: netns,
+                deny_all: sandboxed,
                 allow_services: false,
                 header_injection: false,
             },
@@ -358,7 +390,7 @@ impl LocalProviderBuilder {
             ("LANG".to_owned(), "C.UTF-8".to_owned()),
         ]);
         env.extend(self.env);
-        tracing::debug!(root = %self.root.display(), network_namespaces = netns, "local provider ready");
+        tracing::debug!(root = %self.root.display(), sandboxed, "local provider ready");
         Ok(LocalProvider {
             inner: Arc::new(Inner {
                 layout,
@@ -367,7 +399,7 @@ impl LocalProviderBuilder {
                 env,
                 default_timeout: self.default_timeout,
                 kill_grace: self.kill_grace,
-                netns,
+                sandboxes,
             }),
         })
     }
@@ -406,6 +438,8 @@ impl LocalProvider {
             max_ports: DEFAULT_MAX_PORTS,
             path: None,
             env: BTreeMap::new(),
+            isolation: true,
+            read_only_paths: Vec::new(),
         }
     }
 
@@ -414,9 +448,15 @@ impl LocalProvider {
         self.inner.layout.root()
     }
 
-    /// Whether deny-all policies can be enforced here (network namespaces work).
+    /// Whether deny-all policies can be enforced here (commands run in sandboxes).
     pub fn enforces_deny_all(&self) -> bool {
-        self.inner.netns
+        self.is_sandboxed()
+    }
+
+    /// Whether commands run in sandboxes (see the [crate docs](crate#isolation)) rather
+    /// than as plain processes on the host.
+    pub fn is_sandboxed(&self) -> bool {
+        self.inner.sandboxes.is_some()
     }
 
     /// The working directory of a live session (its `HOME` and default `cwd`).
@@ -672,8 +712,9 @@ fn create_session(inner: &Inner, meta: &SessionMeta) -> Result<()> {
         fs::create_dir(&staging.dir).map_err(|e| io_error("creating the session directory", e))?;
         // Tells a provider starting meanwhile that this directory is not a leftover.
         let _building = meta::try_snapshot_lock(&staging, &meta.id)?;
-        fs::create_dir(staging.procs())
-            .map_err(|e| io_error("creating the session directory", e))?;
+        for dir in [staging.procs(), staging.tmp()] {
+            fs::create_dir(dir).map_err(|e| io_error("creating the session directory", e))?;
+        }
         match &meta.from_snapshot {
             Some(snap) => {
                 let entries = inner.snapshots.restore(snap, &staging.work())?;

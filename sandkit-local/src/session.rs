@@ -17,7 +17,7 @@ use crate::background::{self, SUPERVISOR, SUPERVISOR_NAME, Watch};
 use crate::errors::{blocking, io_error, session_gone};
 use crate::expiry;
 use crate::foreground;
-use crate::launch::{self, Isolation};
+use crate::launch::{self, Isolation, Target};
 use crate::layout::{SessionPaths, new_id};
 use crate::meta::{self, PolicyKind, ProcessRecord, SessionMeta, SessionState};
 use crate::procs::{self, Group};
@@ -60,7 +60,7 @@ impl fmt::Debug for LocalSession {
 /// What a command needs from the session, resolved before it starts.
 struct Launch {
     meta: SessionMeta,
-    cwd: std::path::PathBuf,
+    target: Target,
     env: std::collections::BTreeMap<String, String>,
     isolation: Isolation,
     /// The session's launch lock (shared), held until the command is registered, so
@@ -147,14 +147,45 @@ impl LocalSession {
     }
 
     fn isolation(&self, policy: PolicyKind) -> Result<Isolation> {
+        let sandboxed = self.inner.sandboxes.is_some();
         match policy {
-            PolicyKind::AllowAll => Ok(Isolation::None),
-            PolicyKind::DenyAll if self.inner.netns => Ok(Isolation::DenyAll),
+            PolicyKind::AllowAll if sandboxed => Ok(Isolation::Sandbox { host_network: true }),
+            PolicyKind::AllowAll => Ok(Isolation::Host),
+            PolicyKind::DenyAll if sandboxed => Ok(Isolation::Sandbox {
+                host_network: false,
+            }),
             PolicyKind::DenyAll => Err(Error::unsupported(
-                "this session's deny-all policy cannot be enforced on this machine (network \
-                 namespaces are unavailable), so the command was not started",
+                "this session's deny-all policy cannot be enforced on this machine (commands \
+                 run on the host: sandboxes are unavailable or turned off), so the command \
+                 was not started",
             )),
         }
+    }
+
+    /// Where a command with working directory `cwd` (relative to the workspace) runs,
+    /// and its `HOME`.
+    fn target(
+        &self,
+        isolation: Isolation,
+        cwd: &std::path::Path,
+    ) -> Result<(Target, std::path::PathBuf)> {
+        let work = self.paths.work();
+        let (Isolation::Sandbox { host_network }, Some(sandboxes)) =
+            (isolation, &self.inner.sandboxes)
+        else {
+            return Ok((Target::Host(work.join(cwd)), work));
+        };
+        let tmp = self.paths.tmp();
+        if let Err(e) = std::fs::create_dir(&tmp)
+            && e.kind() != std::io::ErrorKind::AlreadyExists
+        {
+            return Err(io_error("creating the session's /tmp", e));
+        }
+        let home = std::path::PathBuf::from(crate::WORKSPACE);
+        let plan = sandboxes
+            .plan(&work, &tmp, &home.join(cwd), host_network)
+            .map_err(|e| io_error("preparing the command's sandbox", e))?;
+        Ok((Target::Sandbox(plan), home))
     }
 
     async fn prepare(&self, spec: &ExecSpec) -> Result<Launch> {
@@ -167,12 +198,12 @@ impl LocalSession {
         let launching = blocking(move || meta::launch_lock(&paths, &id, false)).await?;
         let meta = self.live().await?;
         let isolation = self.isolation(meta.policy)?;
-        let work = self.paths.work();
-        let cwd = launch::resolve_cwd(&work, spec.cwd.as_deref())?;
-        let env = launch::environment(&self.inner.env, &work, spec);
+        let cwd = launch::resolve_cwd(&self.paths.work(), spec.cwd.as_deref())?;
+        let (target, home) = self.target(isolation, &cwd)?;
+        let env = launch::environment(&self.inner.env, &home, spec);
         Ok(Launch {
             meta,
-            cwd,
+            target,
             env,
             isolation,
             _launching: launching,
@@ -245,7 +276,7 @@ impl LocalSession {
             stderr_log: file("err"),
             exit_file: file("exit"),
             exit_code: None,
-            host_network: isolation == Isolation::None,
+            host_network: isolation.host_network(),
         }
     }
 
@@ -312,13 +343,7 @@ impl ProviderSession for LocalSession {
     async fn exec(&self, spec: ExecSpec) -> Result<ProcessHandle> {
         let launch = self.prepare(&spec).await?;
         let id = new_id("proc");
-        let mut cmd = launch::command(
-            &spec.command,
-            &spec.args,
-            &launch.cwd,
-            &launch.env,
-            launch.isolation,
-        );
+        let mut cmd = launch::command(&spec.command, &spec.args, &launch.env, launch.target, None);
         cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
         let child = match cmd.spawn() {
             Ok(child) => child,
@@ -376,13 +401,13 @@ impl ProviderSession for LocalSession {
         let procs_dir = self.paths.procs();
         let [out, err, exit] =
             ["out", "err", "exit"].map(|ext| procs_dir.join(format!("{id}.{ext}")));
-        let logs = {
-            let (out, err) = (out.clone(), err.clone());
+        let (out_log, err_log, exit_log) = {
+            let (out, err, exit) = (out.clone(), err.clone(), exit.clone());
             blocking(move || {
                 let open = |p: &std::path::Path| {
                     std::fs::File::create(p).map_err(|e| io_error("creating a process log", e))
                 };
-                Ok((open(&out)?, open(&err)?))
+                Ok((open(&out)?, open(&err)?, open(&exit)?))
             })
             .await?
         };
@@ -390,12 +415,12 @@ impl ProviderSession for LocalSession {
             "-c".to_owned(),
             SUPERVISOR.to_owned(),
             SUPERVISOR_NAME.to_owned(),
-            exit.to_string_lossy().into_owned(),
             spec.command.clone(),
         ];
         args.extend(spec.args.iter().cloned());
-        let mut cmd = launch::command("/bin/sh", &args, &launch.cwd, &launch.env, launch.isolation);
-        cmd.stdout(logs.0).stderr(logs.1);
+        let exit_fd = std::os::fd::AsRawFd::as_raw_fd(&exit_log);
+        let mut cmd = launch::command("/bin/sh", &args, &launch.env, launch.target, Some(exit_fd));
+        cmd.stdout(out_log).stderr(err_log);
         let mut child = cmd.spawn().map_err(|e| {
             if launch::isolation_failed(&e) {
                 launch::isolation_error(&spec.command)
@@ -403,6 +428,7 @@ impl ProviderSession for LocalSession {
                 io_error("starting a background process with /bin/sh", e)
             }
         })?;
+        drop(exit_log);
         let pid = child.id().map_or(0, |p| p as i32);
         let record = self.record(&id, &spec, pid, true, launch.isolation);
         let watch = Watch {

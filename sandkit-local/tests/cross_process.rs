@@ -6,7 +6,7 @@ mod common;
 use std::path::Path;
 use std::time::Duration;
 
-use common::{process_running, provider, sh, start, start_with};
+use common::{host_provider, process_running, sh, start, start_with};
 use futures::StreamExt;
 use sandkit_core::{ErrorKind, ProviderSession};
 
@@ -19,7 +19,9 @@ struct Probe {
 }
 
 async fn probe(root: &Path, session: &str, args: &[&str]) -> Probe {
+    // The test follows a background process by its host pid: commands run on the host.
     let out = tokio::process::Command::new(PROBE)
+        .env("SANDKIT_LOCAL_ISOLATION", "off")
         .arg(root)
         .arg(session)
         .args(args)
@@ -48,7 +50,7 @@ async fn first_chunk(s: &dyn ProviderSession, id: &str) -> String {
 async fn another_os_process_attaches_execs_and_commits() {
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path();
-    let p = provider(root);
+    let p = host_provider(root);
     let s = start(&p).await;
     let id = s.session_ref().id;
     sh(&*s, "echo from-parent > shared.txt").await;

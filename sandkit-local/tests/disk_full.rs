@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use common::{
-    KillOnDrop, first_output_line, process_running, provider, sh, shell, start, start_with,
+    KillOnDrop, first_output_line, host_provider, process_running, sh, shell, start, start_with,
 };
 use sandkit_core::{ErrorKind, LogBuffer};
 
@@ -59,7 +59,7 @@ async fn a_full_disk_fails_the_snapshot_and_keeps_everything_else() {
         return;
     };
     let root = fs.path();
-    let p = provider(&root);
+    let p = host_provider(&root);
     let s = start(&p).await;
     sh(&*s, "echo kept > small.txt").await;
     let first = s.snapshot().await.expect("first snapshot");

@@ -5,7 +5,7 @@ mod common;
 
 use std::path::{Path, PathBuf};
 
-use common::{MountsUnder, provider, sh, skip_unless_root, start, start_with, trash_emptied};
+use common::{MountsUnder, host_provider, sh, skip_unless_root, start, start_with, trash_emptied};
 use sandkit_core::ErrorKind;
 
 const HOST_DATA: &[u8] = b"host data: never deleted, never captured";
@@ -54,7 +54,7 @@ async fn a_bind_mount_inside_a_session_is_neither_deleted_nor_captured() {
         return;
     };
     let (host, root) = (&fx.host, &fx.root);
-    let p = provider(root);
+    let p = host_provider(root);
     let mount = format!(
         "mkdir -p mnt && mount --bind {} mnt && echo own > own.txt && ls mnt",
         host.display()
@@ -100,7 +100,7 @@ async fn a_mount_over_the_working_directory_is_refused_and_survives_stop() {
         return;
     };
     let (host, root) = (&fx.host, &fx.root);
-    let p = provider(root);
+    let p = host_provider(root);
     let s = start(&p).await;
     let mounted = sh(&*s, &format!("mount --bind {} \"$HOME\"", host.display())).await;
     assert_eq!(mounted.code, 0, "{mounted:?}");

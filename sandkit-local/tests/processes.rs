@@ -1,11 +1,17 @@
 //! Real processes: timeouts kill whole trees, background processes outlive their
 //! handles, expiry stops everything, commands get a clean environment.
+//!
+//! These tests follow commands by their host pids, so their commands run on the host
+//! (`isolation(false)`); `tests/sandbox.rs` checks the same guarantees in sandboxes.
 
 mod common;
 
 use std::time::Duration;
 
-use common::{first_output_line, process_running, provider, run, sh, shell, start, start_with};
+use common::{
+    first_output_line, host_provider as provider, process_running, run, sh, shell, start,
+    start_with,
+};
 use futures::StreamExt;
 use sandkit_core::{ErrorKind, ExecSpec, LogBuffer, StdStream};
 
@@ -212,7 +218,12 @@ async fn commands_get_a_clean_environment_and_stay_in_the_session() {
     let dir = tempfile::tempdir().unwrap();
     let p = LocalProviderWithEnv::build(dir.path());
     let s = start(&p).await;
-    let work = p.work_dir(&s.session_ref()).unwrap();
+    let work = if p.is_sandboxed() {
+        std::path::PathBuf::from(sandkit_local::WORKSPACE)
+    } else {
+        p.work_dir(&s.session_ref()).unwrap()
+    };
+    assert!(p.is_sandboxed(), "commands run in sandboxes by default");
     let env = sh(&*s, "env | sort").await.stdout;
     let names: Vec<&str> = env
         .lines()

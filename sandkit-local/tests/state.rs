@@ -5,7 +5,9 @@ mod common;
 
 use std::path::Path;
 
-use common::{provider, sh, start, start_with, trash_emptied, tree_contains, tree_has_content};
+use common::{
+    host_provider, provider, sh, start, start_with, trash_emptied, tree_contains, tree_has_content,
+};
 use sandkit_core::{ErrorKind, Provider};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -102,7 +104,9 @@ async fn a_working_directory_replaced_by_a_symlink_is_never_followed() {
     let secret = b"outside the session: never captured, never deleted";
     std::fs::write(outside.join("secret.txt"), secret).unwrap();
     let root = dir.path().join("root");
-    let p = provider(&root);
+    // Commands on the host: in a sandbox the workspace is a mount point that cannot be
+    // replaced at all.
+    let p = host_provider(&root);
     let s = start(&p).await;
     let swapped = sh(
         &*s,

@@ -8,6 +8,10 @@
 //! sandkit-local-probe ROOT SESSION snapshot             # ends the session, prints the snapshot id
 //! sandkit-local-probe ROOT SESSION stop
 //! ```
+//!
+//! With `SANDKIT_LOCAL_ISOLATION=off` in its environment, its commands run on the host
+//! (`LocalProviderBuilder::isolation(false)`), as a provider built that way would run
+//! them.
 
 use std::io::Write;
 use std::process::ExitCode;
@@ -55,7 +59,11 @@ async fn run(args: &[String]) -> Result<ExitCode, String> {
     let [root, session, op, rest @ ..] = args else {
         return Err(USAGE.to_owned());
     };
-    let provider = LocalProvider::new(root).map_err(|e| e.to_string())?;
+    let isolation = std::env::var("SANDKIT_LOCAL_ISOLATION").map_or(true, |v| v != "off");
+    let provider = LocalProvider::builder(root)
+        .isolation(isolation)
+        .build()
+        .map_err(|e| e.to_string())?;
     let session = provider
         .attach(&SessionRef {
             provider: PROVIDER_ID.to_owned(),

@@ -18,6 +18,18 @@ pub fn provider(root: &Path) -> LocalProvider {
         .expect("local provider")
 }
 
+/// A provider over `root` whose commands run on the host (`isolation(false)`): for
+/// tests that watch a command's processes by their host pid, or that need host
+/// privileges inside commands (mounts). `tests/sandbox.rs` checks the same guarantees
+/// inside sandboxes.
+pub fn host_provider(root: &Path) -> LocalProvider {
+    LocalProvider::builder(root)
+        .kill_grace(Duration::from_millis(500))
+        .isolation(false)
+        .build()
+        .expect("local provider")
+}
+
 /// Starts a fresh allow-all session.
 pub async fn start(p: &LocalProvider) -> Box<dyn ProviderSession> {
     p.start(fresh("local-tests")).await.expect("start")
@@ -171,4 +183,39 @@ impl Drop for KillOnDrop {
             unsafe { libc::kill(self.0, libc::SIGKILL) };
         }
     }
+}
+
+/// Environment variable marking a test binary re-run as an unprivileged user.
+pub const AS_NORMAL_USER: &str = "SANDKIT_TEST_AS_NORMAL_USER";
+
+/// As root, runs this test binary again as uid/gid 65534 (all its tests but `skip`)
+/// and asserts that they pass. Does nothing when already unprivileged or inside that
+/// re-run.
+pub fn rerun_as_normal_user(skip: &str) {
+    if std::env::var_os(AS_NORMAL_USER).is_some() {
+        return;
+    }
+    if !is_root() {
+        eprintln!("already a normal user: the tests above ran as one");
+        return;
+    }
+    let exe = std::env::current_exe().expect("test binary");
+    let out = std::process::Command::new("setpriv")
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
+        .arg(&exe)
+        .args(["--test-threads=2", "--skip", skip])
+        .env_clear()
+        .env("PATH", "/usr/local/bin:/usr/bin:/bin")
+        .env("HOME", "/tmp")
+        .env("TMPDIR", "/tmp")
+        .env(AS_NORMAL_USER, "1")
+        .output()
+        .expect("run setpriv (util-linux)");
+    let report = format!(
+        "{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "as uid 65534:\n{report}");
+    assert!(report.contains(" passed;"), "{report}");
 }
