@@ -29,7 +29,7 @@ use std::path::{Path, PathBuf};
 use std::process::Stdio;
 
 pub(crate) use plan::Plan;
-use plan::{Builder, ETC_MASKS, Shown};
+use plan::{ETC_MASKS, Shown, View};
 
 /// Where a sandboxed command finds its workspace (its `HOME` and default working
 /// directory).
@@ -43,9 +43,7 @@ const SYSTEM_DIRS: [&str; 8] = [
 /// What this host's sandboxes look like: computed once per provider.
 #[derive(Debug)]
 pub(crate) struct Sandboxes {
-    root: PathBuf,
-    shown: Vec<Shown>,
-    masks: Vec<PathBuf>,
+    view: View,
 }
 
 impl Sandboxes {
@@ -96,9 +94,11 @@ impl Sandboxes {
         }
         masks.retain(|m| m.exists());
         Ok(Sandboxes {
-            root: root.to_path_buf(),
-            shown,
-            masks,
+            view: View {
+                root: root.to_path_buf(),
+                shown,
+                masks,
+            },
         })
     }
 
@@ -129,7 +129,7 @@ impl Sandboxes {
         }
     }
 
-    /// The plan of one command (see [`Builder::plan`]).
+    /// The plan of one command (see [`View::plan`]).
     pub(crate) fn plan(
         &self,
         work: &Path,
@@ -137,12 +137,7 @@ impl Sandboxes {
         cwd: &Path,
         host_network: bool,
     ) -> io::Result<Plan> {
-        Builder {
-            root: &self.root,
-            shown: &self.shown,
-            masks: &self.masks,
-        }
-        .plan(work, tmp, cwd, host_network)
+        self.view.plan(work, tmp, cwd, host_network)
     }
 }
 

@@ -104,14 +104,16 @@ fn c_str(s: &str) -> CString {
     CString::new(s).expect("static strings have no NUL byte")
 }
 
-/// Builds plans for one provider.
-pub(super) struct Builder<'a> {
-    pub(super) root: &'a Path,
-    pub(super) shown: &'a [Shown],
-    pub(super) masks: &'a [PathBuf],
+/// What every sandbox of one provider shows of the host, and where views are built.
+#[derive(Debug)]
+pub(super) struct View {
+    /// The (empty) host directory each view is built on.
+    pub(super) root: PathBuf,
+    pub(super) shown: Vec<Shown>,
+    pub(super) masks: Vec<PathBuf>,
 }
 
-impl Builder<'_> {
+impl View {
     /// The plan of one command: `work` at [`WORKSPACE`], `tmp` at `/tmp`, working
     /// directory `cwd` (inside the view), and its own network when `!host_network`.
     pub(super) fn plan(
@@ -122,7 +124,7 @@ impl Builder<'_> {
         host_network: bool,
     ) -> io::Result<Plan> {
         let mut ops = Ops {
-            root: self.root,
+            root: &self.root,
             list: Vec::new(),
         };
         let tmpfs = |mode: &str| Some(c_str(&format!("mode={mode}")));
@@ -133,13 +135,13 @@ impl Builder<'_> {
             libc::MS_NOSUID | libc::MS_NODEV,
             tmpfs("0755"),
         )?;
-        for shown in self.shown {
+        for shown in &self.shown {
             match shown {
                 Shown::Dir(dir) => ops.bind(dir, dir, true)?,
                 Shown::Link(at, target) => ops.symlink(target, at)?,
             }
         }
-        for mask in self.masks {
+        for mask in &self.masks {
             ops.list.push(Op::Mask(ops.inside(mask)?));
         }
         ops.bind(work, Path::new(WORKSPACE), false)?;
@@ -148,7 +150,7 @@ impl Builder<'_> {
         ops.symlink(Path::new("../tmp"), Path::new("/var/tmp"))?;
         self.proc(&mut ops)?;
         Self::dev(&mut ops, tmpfs("0755"), tmpfs("1777"))?;
-        let root = c_path(self.root)?;
+        let root = c_path(&self.root)?;
         ops.list.push(Op::SealRoot(root.clone()));
         // SAFETY: geteuid/getegid have no preconditions.
         let (uid, gid) = unsafe { (libc::geteuid(), libc::getegid()) };
