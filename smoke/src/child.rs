@@ -12,11 +12,9 @@ use anyhow::{Context as _, bail};
 use clap::Subcommand;
 use sandkit_adapter_seaorm::SeaOrmStore;
 use sandkit_core::{CommandResult, CommandSpec, ErrorKind, Provider, Sandkit, WorkspaceSpec};
-use sandkit_local::LocalProvider;
 use sandkit_vercel::VercelProvider;
 use serde::{Deserialize, Serialize};
 
-use crate::context::LOCAL_KILL_GRACE;
 use crate::instrument::{CRASH_VAR, CrashStep, Instrumented};
 
 /// Database URL of the child's store.
@@ -122,11 +120,7 @@ fn var(name: &str) -> anyhow::Result<String> {
 async fn sandkit() -> anyhow::Result<Sandkit> {
     let store = SeaOrmStore::connect(&var(DATABASE_VAR)?).await?;
     let provider: Arc<dyn Provider> = match var(PROVIDER_VAR)?.as_str() {
-        "local" => Arc::new(
-            LocalProvider::builder(var(LOCAL_ROOT_VAR)?)
-                .kill_grace(LOCAL_KILL_GRACE)
-                .build()?,
-        ),
+        "local" => Arc::new(crate::context::local_provider(var(LOCAL_ROOT_VAR)?)?),
         "vercel" => Arc::new(VercelProvider::from_env()?),
         other => bail!("{PROVIDER_VAR}={other:?}: expected local or vercel"),
     };

@@ -22,6 +22,19 @@ use crate::database::TestDatabase;
 /// Grace before a local session's processes are SIGKILLed after SIGTERM.
 pub const LOCAL_KILL_GRACE: Duration = Duration::from_millis(500);
 
+/// The local provider the smoke run uses over `root`. Its sandboxes also show the
+/// directory of this binary read-only: scenarios run it inside them (probes, servers).
+pub fn local_provider(root: impl Into<PathBuf>) -> anyhow::Result<LocalProvider> {
+    let mut builder = LocalProvider::builder(root).kill_grace(LOCAL_KILL_GRACE);
+    if let Some(dir) = std::env::current_exe()
+        .ok()
+        .and_then(|e| e.parent().map(PathBuf::from))
+    {
+        builder = builder.read_only_path(dir);
+    }
+    builder.build().context("building the local provider")
+}
+
 /// How long closing a run waits for background work of its Sandkit instances.
 const SETTLE_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -80,12 +93,7 @@ impl Ctx {
             .context("creating a scratch directory")?;
         let sandboxes = match backend.provider {
             ProviderKind::VercelFake => Sandboxes::Fake(FakeVercel::start().await),
-            ProviderKind::Local => Sandboxes::Local(
-                LocalProvider::builder(scratch.path().join("local"))
-                    .kill_grace(LOCAL_KILL_GRACE)
-                    .build()
-                    .context("building the local provider")?,
-            ),
+            ProviderKind::Local => Sandboxes::Local(local_provider(scratch.path().join("local"))?),
             ProviderKind::VercelLive => Sandboxes::Live,
         };
         let mut database =
