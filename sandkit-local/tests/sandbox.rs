@@ -203,6 +203,25 @@ async fn a_timeout_ends_every_process_of_the_sandbox_even_daemons() {
     s.stop().await.unwrap();
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_read_only_path_is_shown_even_under_tmp() {
+    let host = Host::new();
+    let dir = tempfile::tempdir().unwrap();
+    let p = sandkit_local::LocalProvider::builder(dir.path())
+        .read_only_path(host.dir.path())
+        .build()
+        .unwrap();
+    let s = start(&p).await;
+    let secret = host.dir.path().join("secret.txt");
+    let r = sh(
+        &*s,
+        &format!("cat {0}; echo x > {0} || echo refused", secret.display()),
+    )
+    .await;
+    assert_eq!(r.stdout, "host secret\nrefused\n", "{r:?}");
+    s.stop().await.unwrap();
+}
+
 #[test]
 fn the_probes_hold_as_a_normal_user() {
     common::rerun_as_normal_user("the_probes_hold_as_a_normal_user");

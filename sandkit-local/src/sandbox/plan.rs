@@ -135,6 +135,11 @@ impl View {
             libc::MS_NOSUID | libc::MS_NODEV,
             tmpfs("0755"),
         )?;
+        ops.bind(work, Path::new(WORKSPACE), false)?;
+        ops.bind(tmp, Path::new("/tmp"), false)?;
+        ops.dir(Path::new("/var"))?;
+        ops.symlink(Path::new("../tmp"), Path::new("/var/tmp"))?;
+        // After `/tmp`, so a shown path under it (a build directory) is not hidden.
         for shown in &self.shown {
             match shown {
                 Shown::Dir(dir) => ops.bind(dir, dir, true)?,
@@ -144,10 +149,6 @@ impl View {
         for mask in &self.masks {
             ops.list.push(Op::Mask(ops.inside(mask)?));
         }
-        ops.bind(work, Path::new(WORKSPACE), false)?;
-        ops.bind(tmp, Path::new("/tmp"), false)?;
-        ops.dir(Path::new("/var"))?;
-        ops.symlink(Path::new("../tmp"), Path::new("/var/tmp"))?;
         self.proc(&mut ops)?;
         Self::dev(&mut ops, tmpfs("0755"), tmpfs("1777"))?;
         let root = c_path(&self.root)?;
